@@ -1,0 +1,70 @@
+"""`python -m addon.launch dump|web [mitmproxy args]`: check the settings, print the banner, start mitmproxy.
+
+The settings are checked here first so that a bad one stops the start with one line, not a traceback."""
+
+import os
+import sys
+from pathlib import Path
+
+from addon import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = {"dump": "mitmdump", "web": "mitmweb"}
+
+
+def set_overrides(args: list[str]) -> dict[str, str]:
+    """Values of the bridge's own options among mitmproxy's `--set name=value` arguments."""
+    found = {}
+    for i, arg in enumerate(args):
+        value = args[i + 1] if arg == "--set" and i + 1 < len(args) else arg.removeprefix("--set=")
+        if (arg == "--set" or arg.startswith("--set=")) and "=" in value:
+            name, _, v = value.partition("=")
+            if name in settings.OPTION_NAMES:
+                found[name] = v
+    return found
+
+
+def mitmproxy_args(tool: str, s: settings.Settings) -> list[str]:
+    args = [
+        "--mode", f"reverse:{s.dial_url}",
+        "--listen-host", s.listen_host,
+        "--listen-port", str(s.listen_port),
+        "--set", "connection_strategy=lazy",  # an unreachable hub gives a 502, not a dropped connection
+        "--set", "keep_host_header=true",  # the bridge sets Host itself
+        "--set", "stream_large_bodies=1m",
+        "-s", str(ROOT / "addon" / "main.py"),
+    ]
+    if s.ca_file:
+        args += ["--set", f"ssl_verify_upstream_trusted_ca={s.ca_file}"]
+    if tool == "mitmweb":
+        args += ["--set", "web_host=127.0.0.1", "--set", "web_open_browser=false"]
+    return args
+
+
+def banner(s: settings.Settings) -> str:
+    server = f"server '{s.named_server}' of user '{s.username}'" if s.named_server else f"user '{s.username}'"
+    return "\n".join([
+        f"JupyterHub bridge: listening on {s.connect_url}",
+        f"  forwarding to {s.dial_url} (TLS name '{s.tls_name}'), {server}: {s.prefix}",
+        f"  trusting {s.ca_file or 'the system trust store'}",
+        f"  paste into PyCharm: {s.connect_url}?token=<your JupyterHub API token>",
+    ])
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in TOOLS:
+        print(f"usage: python -m addon.launch {{{'|'.join(TOOLS)}}} [mitmproxy args]", file=sys.stderr)
+        return 2
+    tool, extra = TOOLS[argv[0]], argv[1:]
+    try:
+        s = settings.from_environment(overrides=set_overrides(extra))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(banner(s), flush=True)
+    executable = str(Path(sys.executable).parent / tool)
+    os.execv(executable, [executable, *mitmproxy_args(tool, s), *extra])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

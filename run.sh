@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The bridge's one entry point: bootstraps its virtualenvs on first use, then runs the subcommand.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+usage() {
+  cat <<'EOF'
+usage: ./run.sh [SUBCOMMAND] [mitmproxy arguments]
+
+  (none)   run the bridge with mitmdump (extra arguments go to mitmdump, e.g. --set flow_detail=2)
+  web      run the bridge with mitmweb on 127.0.0.1:8081, to look at the IDE's traffic
+  demo     start a local JupyterHub (TLS, private CA) with a demo user, and the bridge in front of it
+  test     install the test tools and run the test suite (pytest arguments may follow)
+  help     this text
+
+Settings (environment variable, or --set <option>=<value>):
+  JUPYTER_PROXY_IP_OR_NAME   jupyter_proxy_ip_or_name   where the bridge listens      [localhost]
+  JUPYTER_PROXY_PORT         jupyter_proxy_port         its port                      [8000]
+  JUPYTER_SERVER_IP_OR_NAME  jupyter_server_ip_or_name  the hub's address (required)
+  JUPYTER_SERVER_PORT        jupyter_server_port        the hub's HTTPS port          [8000]
+  JUPYTER_SERVER_NAME        jupyter_server_name        TLS name [jupyterhub for an IP, else the address]
+  JUPYTER_USERNAME           jupyter_username           the hub user (required)
+  JUPYTER_CLUSTER_CA_CERT    jupyter_cluster_ca_cert    CA file (PEM)                 [./my_sslca.cert]
+  JUPYTER_NAMED_SERVER       jupyter_named_server       a named server                [default server]
+  JUPYTERHUB_BASE_URL        jupyterhub_base_url        the hub's base URL            [/]
+  PYTHON                     the Python (>= 3.12) to build .venv with            [found by itself]
+EOF
+}
+
+python_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; }
+
+find_python() {
+  if [[ -n "${PYTHON:-}" ]]; then
+    python_ok "$PYTHON" && { echo "$PYTHON"; return; }
+    echo "error: PYTHON=$PYTHON is not a Python 3.12 or newer." >&2; return 1
+  fi
+  local candidate
+  for candidate in python3.13 python3.12 python3; do
+    command -v "$candidate" >/dev/null && python_ok "$candidate" && { command -v "$candidate"; return; }
+  done
+  if command -v pyenv >/dev/null; then
+    for candidate in $(ls -d "$(pyenv root)"/versions/3.* 2>/dev/null | sort -rV); do
+      python_ok "$candidate/bin/python" && { echo "$candidate/bin/python"; return; }
+    done
+  fi
+  echo "error: no Python 3.12 or newer found (mitmproxy 12 needs it). Install one, e.g." \
+       "'apt-get install python3.12' or 'pyenv install 3.12', or point PYTHON= at it." >&2
+  return 1
+}
+
+# ensure_venv DIR REQUIREMENTS: (re)build DIR when the requirements or the Python changed.
+ensure_venv() {
+  local dir="$ROOT/$1" req="$ROOT/$2" stamp
+  stamp="$(cat "$req" "$ROOT/requirements.txt" | sha256sum | cut -c1-16)"
+  [[ -f "$dir/.stamp" && "$(cat "$dir/.stamp")" == "$stamp" ]] && return
+  local python; python="$(find_python)"
+  echo "setting up $1 with $python ($2)..." >&2
+  rm -rf "$dir"
+  "$python" -m venv "$dir"
+  "$dir/bin/python" -m pip install --disable-pip-version-check -r "$req" >"$dir/install.log" 2>&1 || {
+    tail -n 20 "$dir/install.log" >&2; echo "error: installing $2 failed (log: $1/install.log)." >&2; return 1; }
+  echo "$stamp" > "$dir/.stamp"
+}
+
+ensure_node() {
+  local dir="$ROOT/devhub"
+  [[ -x "$dir/node_modules/.bin/configurable-http-proxy" ]] && return
+  command -v npm >/dev/null || { echo "error: npm not found: install Node.js 20 or newer." >&2; return 1; }
+  echo "installing configurable-http-proxy into devhub/node_modules..." >&2
+  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2
+}
+
+bridge() {
+  ensure_venv .venv requirements.txt
+  exec "$ROOT/.venv/bin/python" -m addon.launch "$@"
+}
+
+# demo_settings READY_FILE: the bridge's settings for the local hub, as shell assignments.
+demo_settings() {
+  "$ROOT/.venv/bin/python" - "$1" <<'PY'
+import json, shlex, sys
+hub = json.load(open(sys.argv[1]))
+user, account = next(iter(hub["users"].items()))
+for name, value in {
+    "JUPYTER_SERVER_IP_OR_NAME": hub["host"], "JUPYTER_SERVER_PORT": hub["port"],
+    "JUPYTER_SERVER_NAME": hub["tls_name"], "JUPYTER_CLUSTER_CA_CERT": hub["ca_file"],
+    "JUPYTER_USERNAME": user, "JUPYTERHUB_BASE_URL": hub["base_url"], "DEMO_TOKEN": account["token"],
+}.items():
+    print(f"export {name}={shlex.quote(str(value))}")
+PY
+}
+
+demo() {
+  ensure_venv .venv requirements.txt
+  ensure_venv .venv-hub requirements-hub.txt
+  ensure_node
+  local work="$ROOT/.demo" ready pid
+  ready="$work/ready.json"
+  rm -f "$ready"; mkdir -p "$work"
+  echo "starting a local JupyterHub (log: $work/devhub.log)..."
+  (cd "$ROOT" && exec "$ROOT/.venv-hub/bin/python" -m devhub --workdir "$work" --ready-file "$ready") \
+    >"$work/devhub.log" 2>&1 &
+  pid=$!
+  trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; echo "demo stopped."' EXIT
+  trap 'exit 130' INT TERM
+  for _ in $(seq 240); do
+    [[ -f "$ready" ]] && break
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$work/devhub.log" >&2; echo "error: the hub did not start." >&2; exit 1; }
+    sleep 0.5
+  done
+  [[ -f "$ready" ]] || { echo "error: the hub took more than 2 minutes to start." >&2; exit 1; }
+  eval "$(demo_settings "$ready")"
+  echo "demo user: $JUPYTER_USERNAME, API token: $DEMO_TOKEN"
+  "$ROOT/.venv/bin/python" -m addon.launch dump "$@"
+}
+
+run_tests() {
+  ensure_venv .venv requirements.txt
+  ensure_venv .venv-test requirements-test.txt
+  ensure_venv .venv-hub requirements-hub.txt
+  ensure_node
+  cd "$ROOT"
+  exec "$ROOT/.venv-test/bin/python" -m pytest "$@"
+}
+
+case "${1:-}" in
+  -h|--help|help) usage ;;
+  web) shift; bridge web "$@" ;;
+  demo) shift; demo "$@" ;;
+  test) shift; run_tests "$@" ;;
+  *) bridge dump "$@" ;;
+esac
