@@ -41,14 +41,27 @@ def mitmproxy_args(tool: str, s: settings.Settings) -> list[str]:
     return args
 
 
+def connect_url(s: settings.Settings) -> str:
+    if not s.hub_token:
+        return f"{s.connect_url}?token=<your JupyterHub API token>"
+    return f"{s.connect_url}?token={s.local_secret}" if s.local_secret else s.connect_url
+
+
 def banner(s: settings.Settings) -> str:
     server = f"server '{s.named_server}' of user '{s.username}'" if s.named_server else f"user '{s.username}'"
-    return "\n".join([
+    token = (f"sends the hub token (…{s.hub_token[-4:]}) for clients with the bridge's token" if s.hub_token
+             else "clients bring their own hub token (set JUPYTERHUB_API_TOKEN to keep it out of the IDE)")
+    lines = [
         f"JupyterHub bridge: listening on {s.connect_url}",
         f"  forwarding to {s.dial_url} (TLS name '{s.tls_name}'), {server}: {s.prefix}",
-        f"  trusting {s.ca_file or 'the system trust store'}",
-        f"  paste into PyCharm: {s.connect_url}?token=<your JupyterHub API token>",
-    ])
+        f"  trusting {s.ca_file or 'the system trust store'}; {token}",
+        f"  paste into PyCharm: {connect_url(s)}",
+    ]
+    if s.hub_token and not s.local_secret:
+        lines.append("  warning: JUPYTER_PROXY_TOKEN is empty: any local program can use your server.")
+    if not settings.is_loopback(s.listen_host):
+        lines.append(f"  warning: listening on {s.listen_host}, not loopback: others on the network can reach it.")
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
@@ -63,7 +76,9 @@ def main(argv: list[str]) -> int:
         return 1
     print(banner(s), flush=True)
     executable = str(Path(sys.executable).parent / tool)
-    os.execv(executable, [executable, *mitmproxy_args(tool, s), *extra])
+    # mitmproxy resolves the settings again: give it the same local secret, not a new random one.
+    env = {**os.environ, "JUPYTER_PROXY_TOKEN": s.local_secret}
+    os.execve(executable, [executable, *mitmproxy_args(tool, s), *extra], env)
 
 
 if __name__ == "__main__":

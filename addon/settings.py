@@ -2,7 +2,10 @@
 
 import ipaddress
 import os
+import secrets
+import stat
 from dataclasses import dataclass
+from dataclasses import field
 from urllib.parse import quote
 
 DEFAULT_CA = "./my_sslca.cert"
@@ -15,6 +18,7 @@ class Option:
     env: str
     default: str
     help: str
+    secret: bool = False  # read from the environment when resolved, so it never shows as a default
 
     def env_default(self, environ=os.environ) -> str:
         return environ.get(self.env, self.default)
@@ -37,6 +41,14 @@ OPTIONS = (
            "A named server (/user/<name>/<server>/); empty is the default server."),
     Option("jupyterhub_base_url", "JUPYTERHUB_BASE_URL", "/",
            "The hub's base URL, for hubs served under a prefix such as /jupyter/."),
+    Option("jupyterhub_api_token", "JUPYTERHUB_API_TOKEN", "",
+           "The hub token the bridge sends upstream for clients that present the bridge's own token. "
+           "Unset: clients bring their own hub token.", secret=True),
+    Option("jupyterhub_api_token_file", "JUPYTERHUB_API_TOKEN_FILE", "",
+           "A file holding the hub token (readable by its owner only), instead of JUPYTERHUB_API_TOKEN."),
+    Option("jupyter_proxy_token", "JUPYTER_PROXY_TOKEN", "",
+           "The bridge's own token that clients present. Unset: a random one per run. "
+           "Empty: none (only when listening on loopback).", secret=True),
 )
 OPTION_NAMES = frozenset(o.name for o in OPTIONS)
 ENV_OF = {o.name: o.env for o in OPTIONS}
@@ -53,6 +65,8 @@ class Settings:
     named_server: str
     ca_file: str | None
     base_url: str
+    hub_token: str | None = field(default=None, repr=False)
+    local_secret: str = field(default="", repr=False)
 
     @property
     def prefix(self) -> str:
@@ -86,6 +100,11 @@ class Settings:
         return frozenset(f"http://{a}" for a in self.own_authorities)
 
     @property
+    def cookie_name(self) -> str:
+        # Browsers share cookies across ports: one name per bridge port.
+        return f"jupyterhub-bridge-{self.listen_port}"
+
+    @property
     def dial_url(self) -> str:
         return f"https://{host_in_url(self.server_host)}:{self.server_port}/"
 
@@ -93,6 +112,10 @@ class Settings:
     def connect_url(self) -> str:
         host = "127.0.0.1" if self.listen_host in ("localhost", "") else self.listen_host
         return f"http://{host_in_url(host)}:{self.listen_port}/"
+
+
+def is_loopback(host: str) -> bool:
+    return host == "localhost" or (is_ip(host) and ipaddress.ip_address(host).is_loopback)
 
 
 def host_in_url(host: str) -> str:
@@ -146,13 +169,48 @@ def _base_url(raw: str) -> str:
     return "/" + "".join(f"{p}/" for p in parts)
 
 
-def resolve(values: dict[str, str]) -> Settings:
-    """Validate raw option values (keyed by option name); raise ValueError with a message a user can act on."""
+def _hub_token(values: dict[str, str | None], environ) -> str | None:
+    token = (values["jupyterhub_api_token"] or environ.get("JUPYTERHUB_API_TOKEN") or "").strip()
+    raw = (values["jupyterhub_api_token_file"] or "").strip()
+    if token or not raw:
+        return token or None
+    path = os.path.expanduser(raw)
+    name = f"JUPYTERHUB_API_TOKEN_FILE={raw!r}"
+    try:
+        mode = os.stat(path).st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ValueError(f"{name}: others can read it (mode {stat.filemode(mode)}): run 'chmod 600 {raw}'.")
+        with open(path) as f:
+            token = f.read().strip()
+    except OSError as e:
+        raise ValueError(f"{name}: cannot read it ({e.strerror}).") from e
+    if not token:
+        raise ValueError(f"{name}: the file is empty: put your JupyterHub API token in it.")
+    return token
+
+
+def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_token: str | None) -> str:
+    secret = values["jupyter_proxy_token"]
+    if secret is None:
+        secret = environ.get("JUPYTER_PROXY_TOKEN")
+    if secret is None:
+        return secrets.token_urlsafe(24)
+    if not secret.strip() and hub_token and not is_loopback(listen_host):
+        raise ValueError(f"JUPYTER_PROXY_TOKEN is empty while the bridge listens on {listen_host!r}, "
+                         "which others can reach: set a token, or listen on localhost.")
+    return secret.strip()
+
+
+def resolve(values: dict[str, str | None], environ=os.environ) -> Settings:
+    """Validate raw option values (keyed by option name; None for a secret means: from the environment);
+    raise ValueError with a message a user can act on."""
     server_host = _required(values, "jupyter_server_ip_or_name", "the address of your JupyterHub (IP or DNS name)")
     server_host = server_host.strip("[]")
     tls_name = values["jupyter_server_name"].strip() or (IP_TLS_NAME if is_ip(server_host) else server_host)
+    listen_host = values["jupyter_proxy_ip_or_name"].strip().strip("[]") or "localhost"
+    hub_token = _hub_token(values, environ)
     return Settings(
-        listen_host=values["jupyter_proxy_ip_or_name"].strip().strip("[]") or "localhost",
+        listen_host=listen_host,
         listen_port=_port(values, "jupyter_proxy_port"),
         server_host=server_host,
         server_port=_port(values, "jupyter_server_port"),
@@ -161,10 +219,12 @@ def resolve(values: dict[str, str]) -> Settings:
         named_server=values["jupyter_named_server"].strip().strip("/"),
         ca_file=_ca_file(values["jupyter_cluster_ca_cert"]),
         base_url=_base_url(values["jupyterhub_base_url"]),
+        hub_token=hub_token,
+        local_secret=_local_secret(values, environ, listen_host, hub_token),
     )
 
 
 def from_environment(environ=os.environ, overrides: dict[str, str] | None = None) -> Settings:
-    values = {o.name: o.env_default(environ) for o in OPTIONS}
+    values = {o.name: None if o.secret else o.env_default(environ) for o in OPTIONS}
     values.update(overrides or {})
-    return resolve(values)
+    return resolve(values, environ)
