@@ -9,6 +9,7 @@ from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
 
+from addon import credentials
 from addon import forward
 from addon import guard
 from addon import route
@@ -95,9 +96,12 @@ class Bridge:
         self._redact(flow)
 
     def _redact(self, flow: http.HTTPFlow) -> None:
-        # The request has gone upstream: what stays in the flow (mitmweb, `-w` files) needs no usable token.
+        # The request has gone upstream (or was refused): what stays in the flow (mitmweb, `-w` files, the
+        # log) needs no usable token.
         if auth := flow.request.headers.get("authorization"):
             flow.request.headers["authorization"] = guard.redact_authorization(auth)
+        if "token" in flow.request.path:
+            flow.request.path = credentials.redact_query_tokens(flow.request.path)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         # mitmproxy keeps every message of an open WebSocket; kernels stay open for hours.

@@ -1,5 +1,6 @@
 """Which credential travels upstream: JupyterHub 5+ reads tokens only from the Authorization header."""
 
+from urllib.parse import quote
 from urllib.parse import unquote_plus
 
 
@@ -17,6 +18,17 @@ def pop_query_token(query: str) -> tuple[str, str | None]:
         else:
             kept.append(part)
     return ("?" + "&".join(kept) if kept else ""), token
+
+
+def redact_query_tokens(target: str) -> str:
+    """A request target with every `token` parameter's value redacted, for what stays in a flow."""
+    path, sep, query = target.partition("?")
+    parts = query.split("&") if sep else []
+    for i, part in enumerate(parts):
+        name, eq, value = part.partition("=")
+        if eq and unquote_plus(name) == "token":
+            parts[i] = f"{name}={quote(redact(unquote_plus(value)))}"
+    return path + sep + "&".join(parts)
 
 
 def header_token(authorization: str | None) -> str | None:

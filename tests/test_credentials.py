@@ -27,3 +27,13 @@ def test_header_token(header, token):
 def test_redact_keeps_only_the_last_four():
     assert credentials.redact("0123456789abcdef") == "…cdef"
     assert credentials.redact("short") == "…"
+
+
+@pytest.mark.parametrize("target, redacted", [
+    ("/api/x?token=0123456789abcdef&a=1", "/api/x?token=%E2%80%A6cdef&a=1"),
+    ("/api/x?a=1", "/api/x?a=1"),
+    ("/api/tokens", "/api/tokens"),
+    ("/x?token=short", "/x?token=%E2%80%A6"),
+])
+def test_redact_query_tokens(target, redacted):
+    assert credentials.redact_query_tokens(target) == redacted

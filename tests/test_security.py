@@ -1,0 +1,196 @@
+"""Issue 3: the bridge holds the hub token; only its own local clients, with its own token, can use it."""
+
+import ssl
+import subprocess
+import time
+import uuid
+
+import httpx
+import pytest
+from bridge_process import ROOT
+from bridge_process import free_port
+from bridge_process import hub_env
+from bridge_process import start_bridge  # noqa: F401  (fixture)
+from kernel_client import V1
+from kernel_client import execute
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
+
+
+@pytest.fixture(scope="module")
+def hub_token(hub):
+    return hub["users"]["alice"]["token"]
+
+
+@pytest.fixture(scope="module")
+def bridge(hub, hub_token, start_bridge):  # noqa: F811
+    return start_bridge(hub, env={"JUPYTERHUB_API_TOKEN": hub_token})
+
+
+def direct(hub, method, path, **kw):
+    """The hub itself, as an admin: to see what reached alice's server."""
+    headers = {"Authorization": f"token {hub['users']['alice']['token']}"}
+    with httpx.Client(verify=ssl.create_default_context(cafile=hub["ca_file"]), timeout=60) as c:
+        return c.request(method, f"https://{hub['host']}:{hub['port']}/user/alice{path}", headers=headers,
+                         extensions={"sni_hostname": hub["tls_name"]}, **kw)
+
+
+def new_session(c):
+    name = f"s-{uuid.uuid4().hex[:8]}.ipynb"
+    r = c.post("/api/sessions", json={"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}})
+    assert r.status_code == 201, r.text
+    return r.json()["kernel"]["id"]
+
+
+def ws_url(bridge, kernel, query=""):
+    return f"ws://127.0.0.1:{bridge.port}/api/kernels/{kernel}/channels?session_id={uuid.uuid4().hex}{query}"
+
+
+def test_banner_prints_the_connect_url_with_the_local_secret_only(bridge, hub_token):
+    assert bridge.token and bridge.token != hub_token
+    assert f"paste into PyCharm: {bridge.url}/?token={bridge.token}" in bridge.log()
+
+
+def test_local_secret_in_the_header_runs_code(bridge):
+    auth = {"Authorization": f"token {bridge.token}"}
+    with httpx.Client(base_url=bridge.url, headers=auth, timeout=60) as c:
+        kernel = new_session(c)
+        with ws_connect(ws_url(bridge, kernel), additional_headers=auth, subprotocols=[V1], open_timeout=30) as ws:
+            assert execute(ws, "21*2")[2] == "42"
+        assert c.delete(f"/api/kernels/{kernel}").status_code == 204
+
+
+def test_local_secret_in_the_query_runs_code_and_leaves_the_url(bridge):
+    with httpx.Client(base_url=bridge.url, timeout=60) as c:
+        kernel = new_session(httpx.Client(base_url=bridge.url, params={"token": bridge.token}, timeout=60))
+        with ws_connect(ws_url(bridge, kernel, f"&token={bridge.token}"), open_timeout=30) as ws:
+            assert execute(ws, "print('q')")[0] == "q\n"
+        assert c.delete(f"/api/kernels/{kernel}?token={bridge.token}").status_code == 204
+    assert bridge.token not in bridge.log().split("paste into PyCharm", 1)[1].split("\n", 1)[1]
+
+
+def test_browser_cookie_flow(bridge, hub_token):
+    """A browser opens the connect URL: it gets an HttpOnly SameSite=Strict cookie, the Lab page without the
+    hub token in its page config, and then works on the cookie alone, WebSocket included."""
+    with httpx.Client(base_url=bridge.url, timeout=60) as browser:
+        nav = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none", "Sec-Fetch-Dest": "document"}
+        page = browser.get(f"/lab?token={bridge.token}", headers=nav)
+        assert page.status_code == 200
+        assert '"baseUrl": "/user/alice/"' in page.text
+        assert hub_token not in page.text and bridge.token not in page.text
+        cookie = next(c for c in page.headers.get_list("set-cookie") if c.startswith(f"jupyterhub-bridge-{bridge.port}="))
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+        assert bridge.token not in cookie
+        own = {"Origin": bridge.url, "Sec-Fetch-Site": "same-origin"}
+        kernel = new_session(httpx.Client(base_url=bridge.url, cookies=browser.cookies, headers=own, timeout=60))
+        jar = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+        with ws_connect(ws_url(bridge, kernel), additional_headers={"Cookie": jar, "Origin": bridge.url},
+                        subprotocols=[V1], open_timeout=30) as ws:
+            assert execute(ws, "print('cookie')")[0] == "cookie\n"
+        assert browser.delete(f"/user/alice/api/kernels/{kernel}", headers=own).status_code == 204
+
+
+def test_no_credential_is_401_with_how_to_connect(bridge):
+    r = httpx.get(f"{bridge.url}/api/status")
+    assert r.status_code == 401
+    assert f"{bridge.url}/?token=<the bridge's token>" in r.json()["message"]
+    with pytest.raises(InvalidStatus) as e:
+        ws_connect(ws_url(bridge, "0" * 8), open_timeout=30)
+    assert e.value.response.status_code == 401
+
+
+def test_a_token_that_is_not_the_local_secret_is_the_clients_own(bridge):
+    assert httpx.get(f"{bridge.url}/api/status?token=wrong").status_code == 403  # the hub judged it
+    assert httpx.get(f"{bridge.url}/api/status", headers={"Authorization": "token wrong"}).status_code == 403
+
+
+FOREIGN = [{"Origin": "https://evil.example"}, {"Host": "evil.example:8000"}, {"Sec-Fetch-Site": "cross-site"},
+           {"Origin": "null"}]
+
+
+@pytest.mark.parametrize("foreign", FOREIGN, ids=lambda h: "-".join(f"{k}={v}" for k, v in h.items()))
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT"])
+def test_foreign_callers_are_refused_and_nothing_is_created(bridge, hub, method, foreign):
+    name = f"evil-{uuid.uuid4().hex[:8]}"
+    path = {"GET": "/api/contents", "POST": "/api/terminals", "PUT": f"/api/contents/{name}.txt"}[method]
+    body = {"PUT": {"type": "file", "format": "text", "content": "x"}, "POST": {"name": name}}.get(method)
+    terminals_before = direct(hub, "GET", "/api/terminals").json()
+    r = httpx.request(method, f"{bridge.url}{path}?token={bridge.token}", json=body, headers=foreign)
+    assert r.status_code == 403, r.text
+    assert "Refused" in r.json()["message"]
+    assert direct(hub, "GET", f"/api/contents/{name}.txt").status_code == 404
+    assert direct(hub, "GET", "/api/terminals").json() == terminals_before
+
+
+@pytest.mark.parametrize("foreign", FOREIGN[:2], ids=["origin", "host"])
+def test_foreign_kernel_websocket_is_refused(bridge, foreign):
+    auth = {"Authorization": f"token {bridge.token}"}
+    with httpx.Client(base_url=bridge.url, headers=auth, timeout=60) as c:
+        kernel = new_session(c)
+        with pytest.raises(InvalidStatus) as e:
+            ws_connect(ws_url(bridge, kernel), additional_headers={**auth, **foreign}, open_timeout=30)
+        assert e.value.response.status_code == 403
+        c.delete(f"/api/kernels/{kernel}")
+
+
+def test_empty_local_secret_works_on_loopback(hub, hub_token, start_bridge):  # noqa: F811
+    b = start_bridge(hub, env={"JUPYTERHUB_API_TOKEN": hub_token, "JUPYTER_PROXY_TOKEN": ""})
+    assert httpx.get(f"{b.url}/api/status").status_code == 200
+    assert "JUPYTER_PROXY_TOKEN is empty" in b.log()
+
+
+def test_empty_local_secret_is_refused_off_loopback(hub, hub_token):
+    env = {**hub_env(hub), "JUPYTERHUB_API_TOKEN": hub_token, "JUPYTER_PROXY_TOKEN": "",
+           "JUPYTER_PROXY_IP_OR_NAME": "0.0.0.0", "JUPYTER_PROXY_PORT": str(free_port()), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([str(ROOT / "run.sh")], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: JUPYTER_PROXY_TOKEN is empty while the bridge listens on '0.0.0.0', which others can reach: "
+        "set a token, or listen on localhost.")
+
+
+def test_token_file(hub, hub_token, start_bridge, tmp_path):  # noqa: F811
+    f = tmp_path / "hub-token"
+    f.write_text(hub_token + "\n")
+    f.chmod(0o644)
+    env = {**hub_env(hub), "JUPYTERHUB_API_TOKEN_FILE": str(f), "JUPYTER_PROXY_PORT": str(free_port()),
+           "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([str(ROOT / "run.sh")], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and f"run 'chmod 600 {f}'" in r.stderr
+    f.chmod(0o600)
+    b = start_bridge(hub, env={"JUPYTERHUB_API_TOKEN_FILE": str(f)})
+    assert httpx.get(f"{b.url}/api/status?token={b.token}").status_code == 200
+
+
+def test_secrets_never_in_logs_or_saved_flows(hub, hub_token, start_bridge, tmp_path):  # noqa: F811
+    flows = tmp_path / "flows.mitm"
+    b = start_bridge(hub, env={"JUPYTERHUB_API_TOKEN": hub_token},
+                     args=["--set", "termlog_verbosity=debug", "--set", "flow_detail=4", "-w", str(flows)])
+    local = b.token
+    with httpx.Client(base_url=b.url, timeout=60) as c:
+        kernel = new_session(httpx.Client(base_url=b.url, headers={"Authorization": f"token {local}"}, timeout=60))
+        with ws_connect(ws_url(b, kernel, f"&token={local}"), open_timeout=30) as ws:
+            execute(ws, "print('x')")
+        c.get(f"/lab?token={local}", headers={"Sec-Fetch-Mode": "navigate"})
+        c.get("/api/status")  # 401
+        c.get(f"/api/contents?token={local}", headers={"Origin": "https://evil.example"})  # 403
+        c.delete(f"/api/kernels/{kernel}?token={local}")
+    assert b.stop() in (0, -15)
+    log, saved = b.log(), flows.read_bytes()
+    assert len(saved) > 1000
+    assert hub_token not in log and hub_token.encode() not in saved
+    assert log.count(local) == 1  # the banner's connect URL, once
+    assert local.encode() not in saved
+    assert f"token …{hub_token[-4:]}".encode() in saved  # redacted, still telling tokens apart
+
+
+def test_mitmweb_is_bound_to_loopback_with_its_own_token(hub, hub_token, start_bridge):  # noqa: F811
+    web_port = free_port()
+    b = start_bridge(hub, env={"JUPYTERHUB_API_TOKEN": hub_token}, web=True,
+                     args=["--set", f"web_port={web_port}"])
+    deadline = time.monotonic() + 30
+    while f"127.0.0.1:{web_port}/?token=" not in b.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f"http://127.0.0.1:{web_port}/?token=" in b.log()
+    assert httpx.get(f"http://127.0.0.1:{web_port}/flows").status_code == 403
+    assert httpx.get(f"{b.url}/api/status?token={b.token}").status_code == 200
