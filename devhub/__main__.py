@@ -1,0 +1,5 @@
+import sys
+
+from devhub.cli import main
+
+sys.exit(main())

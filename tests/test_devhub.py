@@ -1,0 +1,278 @@
+"""The local JupyterHub of `python -m devhub`, checked from outside like the bridge will see it:
+TLS on 127.0.0.1 verified with the private CA and the name `jupyterhub`, user tokens, kernels."""
+
+import json
+import os
+import ssl
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+
+def tls_context(hub):
+    return ssl.create_default_context(cafile=hub["ca_file"])
+
+
+def get(hub, path, token=None, tls_name=None, **kw):
+    """GET https://127.0.0.1:<port><path>, dialling the IP, verifying `tls_name` (jupyterhub)."""
+    headers = {"Authorization": f"token {token}"} if token else {}
+    with httpx.Client(verify=tls_context(hub), timeout=30) as client:
+        return client.get(f"https://{hub['host']}:{hub['port']}{path}", headers=headers,
+                          extensions={"sni_hostname": tls_name or hub["tls_name"]}, **kw)
+
+
+def request(hub, method, path, token, body=None):
+    with httpx.Client(verify=tls_context(hub), timeout=60) as client:
+        return client.request(method, f"https://{hub['host']}:{hub['port']}{path}",
+                              headers={"Authorization": f"token {token}"}, json=body,
+                              extensions={"sni_hostname": hub["tls_name"]})
+
+
+def user_prefix(hub, user="alice"):
+    return f"{hub['base_url']}user/{user}/"
+
+
+class Kernel:
+    """A kernel session on a user's server, driven over its WebSocket channels (JSON framing)."""
+
+    def __init__(self, hub, user="alice"):
+        self.hub, self.user = hub, user
+        self.token = hub["users"][user]["token"]
+        name = f"devhub-test-{uuid.uuid4().hex[:8]}.ipynb"
+        r = request(hub, "POST", f"{user_prefix(hub, user)}api/sessions", self.token,
+                    {"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}})
+        assert r.status_code == 201, r.text
+        self.session_id = r.json()["id"]
+        self.kernel_id = r.json()["kernel"]["id"]
+        self._stack = ExitStack()
+        self.ws = self._stack.enter_context(ws_connect(
+            f"wss://{hub['host']}:{hub['port']}{user_prefix(hub, user)}api/kernels/"
+            f"{self.kernel_id}/channels?session_id={uuid.uuid4().hex}",
+            ssl=tls_context(hub), server_hostname=hub["tls_name"],
+            additional_headers={"Authorization": f"token {self.token}"},
+            open_timeout=30, max_size=None))
+
+    def execute(self, code, timeout=60):
+        """Run code; returns (stdout text, stderr text, execute_result text/plain or None)."""
+        msg_id = uuid.uuid4().hex
+        self.ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": self.user,
+                       "session": uuid.uuid4().hex, "version": "5.3",
+                       "date": datetime.now(timezone.utc).isoformat()},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        }))
+        out, err, result, replied, idle = [], [], None, False, False
+        deadline = time.monotonic() + timeout
+        while not (replied and idle):
+            msg = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            if kind == "stream":
+                (out if msg["content"]["name"] == "stdout" else err).append(msg["content"]["text"])
+            elif kind == "execute_result":
+                result = msg["content"]["data"]["text/plain"]
+            elif kind == "error":
+                err.append("\n".join(msg["content"]["traceback"]))
+            elif kind == "execute_reply":
+                replied = True
+            elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                idle = True
+        return "".join(out), "".join(err), result
+
+    def close(self):
+        self._stack.close()
+        request(self.hub, "DELETE", f"{user_prefix(self.hub, self.user)}api/sessions/{self.session_id}",
+                self.token)
+
+
+@pytest.fixture(scope="module")
+def hub2(start_hub):
+    """A second hub: base_url /jupyter/, two users, iopub rate limit raised for benchmarks."""
+    return start_hub(name="hub2", base_url="/jupyter/", users="alice,bob",
+                     iopub_data_rate_limit=1_000_000_000)
+
+
+def test_ready_file(hub):
+    assert hub["hub_url"] == f"https://127.0.0.1:{hub['port']}"
+    assert hub["host"] == "127.0.0.1" and hub["tls_name"] == "jupyterhub" and hub["base_url"] == "/"
+    assert Path(hub["ca_file"]).is_file() and Path(hub["workdir"]).is_dir()
+    assert hub["hub_api_internal"].startswith("http://127.0.0.1:") and hub["hub_api_internal"].endswith("/hub/api")
+    assert set(hub["users"]) == {"alice"}
+    assert hub["users"]["alice"]["token"] and len(hub["users"]["alice"]["password"]) >= 8
+    os.kill(hub["pid"], 0)  # alive
+    print(f"\ndevhub start (fixture wall time): {hub['fixture_start_seconds']} s; "
+          f"devhub's own: {hub['start_seconds']} s")
+
+
+def test_hub_api_over_tls_with_name(hub):
+    r = get(hub, "/hub/api")
+    assert r.status_code == 200
+    assert r.json()["version"] == "6.1.1"
+
+
+def test_tls_name_127_0_0_1_is_rejected(hub):
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        get(hub, "/hub/api", tls_name="127.0.0.1")
+    # and the default (no sni_hostname): httpx verifies the URL's host, 127.0.0.1, which is not in the cert
+    with httpx.Client(verify=tls_context(hub)) as client:
+        with pytest.raises(httpx.ConnectError, match="IP address mismatch|certificate verify failed"):
+            client.get(f"https://127.0.0.1:{hub['port']}/hub/api")
+
+
+def test_unknown_ca_is_rejected(hub):
+    with httpx.Client(verify=ssl.create_default_context()) as client:
+        with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
+            client.get(f"https://127.0.0.1:{hub['port']}/hub/api",
+                       extensions={"sni_hostname": "jupyterhub"})
+
+
+def test_admin_token_on_internal_api(hub):
+    r = httpx.get(hub["hub_api_internal"] + "/users/alice",
+                  headers={"Authorization": f"token {hub['admin_token']}"})
+    assert r.status_code == 200
+    server = r.json()["servers"][""]
+    assert server["ready"] is True and server["url"] == "/user/alice/"
+
+
+def test_alice_token_reaches_her_server(hub):
+    token = hub["users"]["alice"]["token"]
+    r = get(hub, "/user/alice/api/status", token)
+    assert r.status_code == 200 and "kernels" in r.json()
+    r = get(hub, "/user/alice/api/kernelspecs", token)
+    assert r.status_code == 200 and "python3" in r.json()["kernelspecs"]
+    r = get(hub, "/hub/api/user", token)
+    assert r.status_code == 200 and r.json()["name"] == "alice"
+
+
+def test_no_token_is_not_let_in(hub):
+    r = get(hub, "/user/alice/api/status")
+    assert r.status_code in (302, 403)
+    r = get(hub, "/user/alice/api/status?token=" + hub["users"]["alice"]["token"])
+    assert r.status_code != 200  # JupyterHub >= 5 ignores URL tokens
+
+
+def test_kernel_execute_over_websocket(hub):
+    kernel = Kernel(hub)
+    try:
+        out, err, result = kernel.execute("print('hello from', 6 * 7)\n6 * 7")
+        assert out == "hello from 42\n" and result == "42", err
+        out, _, _ = kernel.execute("import os; print(os.environ['HOME'])")
+        assert out.strip() == os.path.join(hub["workdir"], "home", "alice")
+    finally:
+        kernel.close()
+
+
+def test_default_iopub_rate_limit_cuts_big_output(hub):
+    kernel = Kernel(hub)
+    try:
+        out, err, _ = kernel.execute("print('x' * 5_000_000)")
+        assert "IOPub data rate exceeded" in out + err
+    finally:
+        kernel.close()
+
+
+def test_second_hub_with_base_url(hub, hub2):
+    assert hub2["port"] != hub["port"] and hub2["base_url"] == "/jupyter/"
+    assert hub2["hub_api_internal"].endswith("/jupyter/hub/api")
+    r = get(hub2, "/jupyter/hub/api")
+    assert r.status_code == 200 and r.json()["version"] == "6.1.1"
+    for user in ("alice", "bob"):
+        r = get(hub2, f"/jupyter/user/{user}/api/status", hub2["users"][user]["token"])
+        assert r.status_code == 200, (user, r.status_code)
+    # bob's token does not open alice's server
+    r = get(hub2, "/jupyter/user/alice/api/status", hub2["users"]["bob"]["token"])
+    assert r.status_code == 403
+    # the two hubs have different CAs
+    with pytest.raises(httpx.ConnectError):
+        with httpx.Client(verify=tls_context(hub)) as client:
+            client.get(f"https://127.0.0.1:{hub2['port']}/jupyter/hub/api",
+                       extensions={"sni_hostname": "jupyterhub"})
+
+
+def test_raised_iopub_rate_limit(hub2):
+    kernel = Kernel(hub2)
+    try:
+        out, err, _ = kernel.execute("print('x' * 5_000_000)")
+        assert "IOPub data rate exceeded" not in out + err
+        assert len(out) == 5_000_001
+    finally:
+        kernel.close()
+
+
+def _tree(pid):
+    """PIDs of the live descendants of pid (from /proc)."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_two_hubs_start_concurrently_and_stop_cleanly(start_hub):
+    t0 = time.monotonic()
+    handles = [start_hub.launch(name="concurrent-a"), start_hub.launch(name="concurrent-b", no_start=True)]
+    a, b = (start_hub.wait(h) for h in handles)
+    elapsed = time.monotonic() - t0
+    print(f"\ntwo hubs started concurrently in {elapsed:.1f} s")
+    assert len({a["port"], b["port"], a["hub_api_internal"], b["hub_api_internal"]}) == 4
+    assert get(b, "/hub/api").status_code == 200
+    r = httpx.get(b["hub_api_internal"] + "/users/alice", headers={"Authorization": f"token {b['admin_token']}"})
+    assert r.json()["servers"] == {}  # --no-start
+
+    kernel = Kernel(a)  # a kernel process too, to see it go
+    assert kernel.execute("1 + 1")[2] == "2"
+    trees = {info["pid"]: _tree(info["pid"]) for info in (a, b)}
+    assert len(trees[a["pid"]]) >= 4  # jupyterhub, CHP, single-user server, kernel
+    assert len(trees[b["pid"]]) >= 2  # jupyterhub, CHP
+    t1 = time.monotonic()
+    assert start_hub.stop(a) == 0
+    assert start_hub.stop(b) == 0
+    print(f"stopped in {time.monotonic() - t1:.1f} s")
+    for pid in (a["pid"], b["pid"]):
+        left = [p for p in trees[pid] if _alive(p)]
+        assert not left, f"processes left after devhub {pid} stopped: {left}"
+    assert not Path(a["workdir"], "ready.json").exists()  # removed at stop
+
+
+def test_demo_password_logs_in(hub):
+    with httpx.Client(verify=tls_context(hub), timeout=30) as client:
+        base = f"https://{hub['host']}:{hub['port']}"
+        ext = {"sni_hostname": hub["tls_name"]}
+        client.get(f"{base}/hub/login", extensions=ext)
+        xsrf = client.cookies.get("_xsrf")
+        assert xsrf
+        form = {"username": "alice", "_xsrf": xsrf}
+        bad = client.post(f"{base}/hub/login", data={**form, "password": "wrong-password"}, extensions=ext)
+        assert bad.status_code == 403
+        ok = client.post(f"{base}/hub/login", data={**form, "password": hub["users"]["alice"]["password"]},
+                         extensions=ext)
+        assert ok.status_code == 302, ok.text[:300]
+        assert any(c.name == "jupyterhub-session-id" or c.name.startswith("jupyterhub-hub-login")
+                   for c in client.cookies.jar)
