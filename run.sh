@@ -13,6 +13,7 @@ usage: ./run.sh [SUBCOMMAND] [mitmproxy arguments]
   web      run the bridge with mitmweb on 127.0.0.1:8081, to look at the IDE's traffic
   demo     start a local JupyterHub (TLS, private CA) with a demo user, and the bridge in front of it
   test     install the test tools and run the test suite (pytest arguments may follow)
+  bench    benchmark direct vs plain mitmdump vs the bridge against a local hub (bench/README.md)
   help     this text
 
 Settings (environment variable, or --set <option>=<value>):
@@ -25,6 +26,9 @@ Settings (environment variable, or --set <option>=<value>):
   JUPYTER_CLUSTER_CA_CERT    jupyter_cluster_ca_cert    CA file (PEM)                 [./my_sslca.cert]
   JUPYTER_NAMED_SERVER       jupyter_named_server       a named server                [default server]
   JUPYTERHUB_BASE_URL        jupyterhub_base_url        the hub's base URL            [/]
+  JUPYTER_PROXY_STREAM_BODIES  bodies above this size are streamed, not held in memory [1m]
+  JUPYTER_PROXY_WEB_FLOWS    jupyter_proxy_web_flows    web: finished flows kept      [500]
+  JUPYTER_PROXY_WEB_WS_MESSAGES  jupyter_proxy_web_ws_messages  web: messages kept per WebSocket [100]
   PYTHON                     the Python (>= 3.12) to build .venv with            [found by itself]
 EOF
 }
@@ -86,9 +90,10 @@ user, account = next(iter(hub["users"].items()))
 for name, value in {
     "JUPYTER_SERVER_IP_OR_NAME": hub["host"], "JUPYTER_SERVER_PORT": hub["port"],
     "JUPYTER_SERVER_NAME": hub["tls_name"], "JUPYTER_CLUSTER_CA_CERT": hub["ca_file"],
-    "JUPYTER_USERNAME": user, "JUPYTERHUB_BASE_URL": hub["base_url"], "DEMO_TOKEN": account["token"],
+    "JUPYTER_USERNAME": user, "JUPYTERHUB_BASE_URL": hub["base_url"], "JUPYTERHUB_API_TOKEN": account["token"],
 }.items():
     print(f"export {name}={shlex.quote(str(value))}")
+print(f"DEMO_HUB_URL={shlex.quote(hub['hub_url'])}")
 PY
 }
 
@@ -96,24 +101,33 @@ demo() {
   ensure_venv .venv requirements.txt
   ensure_venv .venv-hub requirements-hub.txt
   ensure_node
-  local work="$ROOT/.demo" ready pid
+  local work="$ROOT/.demo" ready
   ready="$work/ready.json"
   rm -f "$ready"; mkdir -p "$work"
   echo "starting a local JupyterHub (log: $work/devhub.log)..."
   (cd "$ROOT" && exec "$ROOT/.venv-hub/bin/python" -m devhub --workdir "$work" --ready-file "$ready") \
     >"$work/devhub.log" 2>&1 &
-  pid=$!
-  trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; echo "demo stopped."' EXIT
+  DEMO_PID=$!
+  trap 'kill -TERM $DEMO_PID 2>/dev/null; wait $DEMO_PID 2>/dev/null; echo "demo stopped."' EXIT
   trap 'exit 130' INT TERM
   for _ in $(seq 240); do
     [[ -f "$ready" ]] && break
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$work/devhub.log" >&2; echo "error: the hub did not start." >&2; exit 1; }
+    kill -0 "$DEMO_PID" 2>/dev/null || { tail -n 20 "$work/devhub.log" >&2; echo "error: the hub did not start." >&2; exit 1; }
     sleep 0.5
   done
   [[ -f "$ready" ]] || { echo "error: the hub took more than 2 minutes to start." >&2; exit 1; }
   eval "$(demo_settings "$ready")"
-  echo "demo user: $JUPYTER_USERNAME, API token: $DEMO_TOKEN"
+  echo "demo hub: $DEMO_HUB_URL (user $JUPYTER_USERNAME); Ctrl-C stops the hub and the bridge."
   "$ROOT/.venv/bin/python" -m addon.launch dump "$@"
+}
+
+run_bench() {
+  ensure_venv .venv requirements.txt
+  ensure_venv .venv-test requirements-test.txt
+  ensure_venv .venv-hub requirements-hub.txt
+  ensure_node
+  cd "$ROOT"
+  exec "$ROOT/.venv-test/bin/python" -m bench.run "$@"
 }
 
 run_tests() {
@@ -130,5 +144,6 @@ case "${1:-}" in
   web) shift; bridge web "$@" ;;
   demo) shift; demo "$@" ;;
   test) shift; run_tests "$@" ;;
+  bench) shift; run_bench "$@" ;;
   *) bridge dump "$@" ;;
 esac

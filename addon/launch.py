@@ -3,9 +3,12 @@
 The settings are checked here first so that a bad one stops the start with one line, not a traceback."""
 
 import os
+import re
+import socket
 import sys
 from pathlib import Path
 
+from addon import history
 from addon import settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,19 +27,41 @@ def set_overrides(args: list[str]) -> dict[str, str]:
     return found
 
 
+def bind_address(host: str) -> str:
+    """mitmproxy listens on an IP address only; 'localhost' is the IPv4 loopback."""
+    if host == "localhost" or settings.is_ip(host):
+        return "127.0.0.1" if host == "localhost" else host
+    return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
+
+
+def stream_threshold(environ=os.environ) -> str:
+    """JUPYTER_PROXY_STREAM_BODIES: bodies larger than this pass through without being held in memory."""
+    raw = environ.get("JUPYTER_PROXY_STREAM_BODIES", "").strip().lower() or "1m"
+    if not re.fullmatch(r"[1-9][0-9]*[kmg]?", raw):
+        raise ValueError(f"JUPYTER_PROXY_STREAM_BODIES={raw!r} is not a size: use e.g. 512k, 1m or 20m.")
+    return raw
+
+
+def check_web_limits(environ=os.environ) -> None:
+    for o in settings.OPTIONS:
+        if o.name in (history.WEB_FLOWS_OPTION, history.WEB_WS_MESSAGES_OPTION):
+            history.parse_count(o.env, o.env_default(environ))
+
+
 def mitmproxy_args(tool: str, s: settings.Settings) -> list[str]:
     args = [
         "--mode", f"reverse:{s.dial_url}",
-        "--listen-host", s.listen_host,
+        "--listen-host", bind_address(s.listen_host),
         "--listen-port", str(s.listen_port),
         "--set", "connection_strategy=lazy",  # an unreachable hub gives a 502, not a dropped connection
         "--set", "keep_host_header=true",  # the bridge sets Host itself
-        "--set", "stream_large_bodies=1m",
+        "--set", f"stream_large_bodies={stream_threshold()}",  # rewrites happen in the *headers hooks
         "-s", str(ROOT / "addon" / "main.py"),
     ]
     if s.ca_file:
         args += ["--set", f"ssl_verify_upstream_trusted_ca={s.ca_file}"]
     if tool == "mitmweb":
+        check_web_limits()
         args += ["--set", "web_host=127.0.0.1", "--set", "web_open_browser=false"]
     return args
 
@@ -71,6 +96,10 @@ def main(argv: list[str]) -> int:
     tool, extra = TOOLS[argv[0]], argv[1:]
     try:
         s = settings.from_environment(overrides=set_overrides(extra))
+        args = mitmproxy_args(tool, s)
+    except socket.gaierror as e:
+        print(f"error: JUPYTER_PROXY_IP_OR_NAME: cannot resolve it ({e.strerror}).", file=sys.stderr)
+        return 1
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -78,7 +107,7 @@ def main(argv: list[str]) -> int:
     executable = str(Path(sys.executable).parent / tool)
     # mitmproxy resolves the settings again: give it the same local secret, not a new random one.
     env = {**os.environ, "JUPYTER_PROXY_TOKEN": s.local_secret}
-    os.execve(executable, [executable, *mitmproxy_args(tool, s), *extra], env)
+    os.execve(executable, [executable, *args, *extra], env)
 
 
 if __name__ == "__main__":
