@@ -12,6 +12,7 @@ usage: ./run.sh [SUBCOMMAND] [mitmproxy arguments]
   (none)   run the bridge with mitmdump (extra arguments go to mitmdump, e.g. --set flow_detail=2)
   web      run the bridge with mitmweb on 127.0.0.1:8081, to look at the IDE's traffic
   demo     start a local JupyterHub (TLS, private CA) with a demo user, and the bridge in front of it
+  check    check settings, hub, TLS, token and server before opening the IDE (the bridge need not run)
   test     install the test tools and run the test suite (pytest arguments may follow)
   bench    benchmark direct vs plain mitmdump vs the bridge against a local hub (bench/README.md)
   help     this text
@@ -22,13 +23,15 @@ Settings (environment variable, or --set <option>=<value>):
   JUPYTER_SERVER_IP_OR_NAME  jupyter_server_ip_or_name  the hub's address (required)
   JUPYTER_SERVER_PORT        jupyter_server_port        the hub's HTTPS port          [8000]
   JUPYTER_SERVER_NAME        jupyter_server_name        TLS name [jupyterhub for an IP, else the address]
-  JUPYTER_USERNAME           jupyter_username           the hub user (required)
+  JUPYTER_USERNAME           jupyter_username           the hub user [the hub token's owner; required without one]
   JUPYTER_CLUSTER_CA_CERT    jupyter_cluster_ca_cert    CA file (PEM)                 [./my_sslca.cert]
   JUPYTER_NAMED_SERVER       jupyter_named_server       a named server                [default server]
   JUPYTERHUB_BASE_URL        jupyterhub_base_url        the hub's base URL            [/]
   JUPYTER_PROXY_STREAM_BODIES  bodies above this size are streamed, not held in memory [1m]
   JUPYTER_PROXY_WEB_FLOWS    jupyter_proxy_web_flows    web: finished flows kept      [500]
   JUPYTER_PROXY_WEB_WS_MESSAGES  jupyter_proxy_web_ws_messages  web: messages kept per WebSocket [100]
+  JUPYTER_AUTOSTART          jupyter_autostart          start a stopped server (needs the hub token) [true]
+  JUPYTER_START_TIMEOUT      jupyter_start_timeout      seconds to wait for a start, then 503 [300]
   PYTHON                     the Python (>= 3.12) to build .venv with            [found by itself]
 EOF
 }
@@ -68,12 +71,29 @@ ensure_venv() {
   echo "$stamp" > "$dir/.stamp"
 }
 
-ensure_node() {
-  local dir="$ROOT/devhub"
-  [[ -x "$dir/node_modules/.bin/configurable-http-proxy" ]] && return
+# ensure_npm DIR: the node packages of DIR/package-lock.json, (re)installed when the lock file changed.
+ensure_npm() {
+  local dir="$ROOT/$1" stamp
+  stamp="$(sha256sum "$dir/package-lock.json" | cut -c1-16)"
+  [[ -f "$dir/node_modules/.stamp" && "$(cat "$dir/node_modules/.stamp")" == "$stamp" ]] && return
   command -v npm >/dev/null || { echo "error: npm not found: install Node.js 20 or newer." >&2; return 1; }
-  echo "installing configurable-http-proxy into devhub/node_modules..." >&2
+  echo "installing the node packages of $1..." >&2
   npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2
+  echo "$stamp" > "$dir/node_modules/.stamp"
+}
+
+ensure_node() { ensure_npm devhub; }
+
+# The browser tests drive Debian's chromium; install it where we may (CI runs as root), else they skip.
+ensure_chromium() {
+  [[ -x /usr/bin/chromium ]] && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "installing chromium (Debian package) for the browser tests..." >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 ||
+      echo "warning: could not install chromium: the browser tests will be skipped." >&2
+  else
+    echo "note: /usr/bin/chromium is missing: the browser tests will be skipped (apt-get install chromium)." >&2
+  fi
 }
 
 bridge() {
@@ -135,6 +155,8 @@ run_tests() {
   ensure_venv .venv-test requirements-test.txt
   ensure_venv .venv-hub requirements-hub.txt
   ensure_node
+  ensure_npm tests/clients
+  ensure_chromium
   cd "$ROOT"
   exec "$ROOT/.venv-test/bin/python" -m pytest "$@"
 }
@@ -143,6 +165,7 @@ case "${1:-}" in
   -h|--help|help) usage ;;
   web) shift; bridge web "$@" ;;
   demo) shift; demo "$@" ;;
+  check) shift; ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.check "$@" ;;
   test) shift; run_tests "$@" ;;
   bench) shift; run_bench "$@" ;;
   *) bridge dump "$@" ;;

@@ -2,6 +2,8 @@
 
 The settings are checked here first so that a bad one stops the start with one line, not a traceback."""
 
+import asyncio
+import dataclasses
 import os
 import re
 import socket
@@ -9,6 +11,7 @@ import sys
 from pathlib import Path
 
 from addon import history
+from addon import hub
 from addon import settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +75,30 @@ def connect_url(s: settings.Settings) -> str:
     return f"{s.connect_url}?token={s.local_secret}" if s.local_secret else s.connect_url
 
 
+def token_owner(s: settings.Settings) -> tuple[settings.Settings, list[str]]:
+    """Ask the hub whose token the bridge holds: the owner is the user when JUPYTER_USERNAME is empty, and a
+    different one is worth a warning. Raises ValueError when no user name can be found."""
+    if not s.hub_token:
+        return s, []
+    try:
+        me = asyncio.run(hub.Hub(s).whoami())
+    except hub.HubError as e:
+        if not s.username:
+            raise ValueError(f"JUPYTER_USERNAME is not set and the hub did not say whose JUPYTERHUB_API_TOKEN is "
+                             f"({e.message}): set JUPYTER_USERNAME.") from None
+        return s, [f"  warning: could not ask the hub whose the token is: {e.message}"]
+    name, kind = me.get("name", ""), me.get("kind", "user")
+    if not s.username:
+        if kind != "user":
+            raise ValueError(f"JUPYTER_USERNAME is not set and JUPYTERHUB_API_TOKEN belongs to the {kind} "
+                             f"'{name}', not to a user: set JUPYTER_USERNAME.")
+        return dataclasses.replace(s, username=name), [f"  user '{name}' is the owner of the hub token"]
+    if name != s.username:
+        return s, [f"  warning: the hub token belongs to the {kind} '{name}', not to JUPYTER_USERNAME "
+                   f"'{s.username}': the hub refuses it unless '{name}' may use that user's server."]
+    return s, []
+
+
 def banner(s: settings.Settings) -> str:
     server = f"server '{s.named_server}' of user '{s.username}'" if s.named_server else f"user '{s.username}'"
     token = (f"sends the hub token (…{s.hub_token[-4:]}) for clients with the bridge's token" if s.hub_token
@@ -81,6 +108,9 @@ def banner(s: settings.Settings) -> str:
         f"  forwarding to {s.dial_url} (TLS name '{s.tls_name}'), {server}: {s.prefix}",
         f"  trusting {s.ca_file or 'the system trust store'}; {token}",
         f"  paste into PyCharm: {connect_url(s)}",
+        "  a stopped server: " + (f"started through the Hub API (waiting up to {s.start_timeout:g} s)"
+                                  if s.hub_token and s.autostart else
+                                  "503 (JUPYTER_AUTOSTART is off)" if s.hub_token else "503 (no hub token to start it)"),
     ]
     if s.hub_token and not s.local_secret:
         lines.append("  warning: JUPYTER_PROXY_TOKEN is empty: any local program can use your server.")
@@ -97,16 +127,17 @@ def main(argv: list[str]) -> int:
     try:
         s = settings.from_environment(overrides=set_overrides(extra))
         args = mitmproxy_args(tool, s)
+        s, notes = token_owner(s)
     except socket.gaierror as e:
         print(f"error: JUPYTER_PROXY_IP_OR_NAME: cannot resolve it ({e.strerror}).", file=sys.stderr)
         return 1
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(banner(s), flush=True)
+    print("\n".join([banner(s), *notes]), flush=True)
     executable = str(Path(sys.executable).parent / tool)
-    # mitmproxy resolves the settings again: give it the same local secret, not a new random one.
-    env = {**os.environ, "JUPYTER_PROXY_TOKEN": s.local_secret}
+    # mitmproxy resolves the settings again: give it the same local secret and user, not a new random one.
+    env = {**os.environ, "JUPYTER_PROXY_TOKEN": s.local_secret, "JUPYTER_USERNAME": s.username}
     os.execve(executable, [executable, *args, *extra], env)
 
 

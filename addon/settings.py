@@ -34,7 +34,8 @@ OPTIONS = (
     Option("jupyter_server_name", "JUPYTER_SERVER_NAME", "",
            f"The TLS name sent as SNI and checked against the hub's certificate. "
            f"Empty: '{IP_TLS_NAME}' when dialling an IP, else the server's name."),
-    Option("jupyter_username", "JUPYTER_USERNAME", "", "The hub user whose server is used (required)."),
+    Option("jupyter_username", "JUPYTER_USERNAME", "",
+           "The hub user whose server is used. Required without a hub token; with one, empty: the token's owner."),
     Option("jupyter_cluster_ca_cert", "JUPYTER_CLUSTER_CA_CERT", DEFAULT_CA,
            "PEM file of the cluster CA. Left at the default and absent: the system trust store."),
     Option("jupyter_named_server", "JUPYTER_NAMED_SERVER", "",
@@ -49,6 +50,14 @@ OPTIONS = (
     Option("jupyter_proxy_token", "JUPYTER_PROXY_TOKEN", "",
            "The bridge's own token that clients present. Unset: a random one per run. "
            "Empty: none (only when listening on loopback).", secret=True),
+    Option("jupyter_proxy_web_flows", "JUPYTER_PROXY_WEB_FLOWS", "500",
+           "./run.sh web: how many finished flows mitmweb keeps (older ones are removed from its list)."),
+    Option("jupyter_proxy_web_ws_messages", "JUPYTER_PROXY_WEB_WS_MESSAGES", "100",
+           "./run.sh web: how many recent messages mitmweb keeps per WebSocket (at most 4 MiB of them)."),
+    Option("jupyter_autostart", "JUPYTER_AUTOSTART", "true",
+           "Start a stopped server through the Hub API (needs the hub token), then answer the request: true or false."),
+    Option("jupyter_start_timeout", "JUPYTER_START_TIMEOUT", "300",
+           "Seconds to wait for a server start before answering 503."),
 )
 OPTION_NAMES = frozenset(o.name for o in OPTIONS)
 ENV_OF = {o.name: o.env for o in OPTIONS}
@@ -67,6 +76,8 @@ class Settings:
     base_url: str
     hub_token: str | None = field(default=None, repr=False)
     local_secret: str = field(default="", repr=False)
+    autostart: bool = True
+    start_timeout: float = 300.0
 
     @property
     def prefix(self) -> str:
@@ -162,6 +173,24 @@ def _ca_file(raw: str) -> str | None:
     return path
 
 
+def _flag(values: dict[str, str], name: str) -> bool:
+    raw = values[name].strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ValueError(f"{ENV_OF[name]}={values[name]!r} is not a switch: use true or false.")
+    return raw in ("true", "1", "yes", "on")
+
+
+def _seconds(values: dict[str, str], name: str) -> float:
+    raw = values[name].strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{ENV_OF[name]}={raw!r} is not a number of seconds: use a number above 0, e.g. 300.")
+    return seconds
+
+
 def _base_url(raw: str) -> str:
     parts = [p for p in raw.strip().split("/") if p]
     if any(p in (".", "..") for p in parts):
@@ -215,12 +244,16 @@ def resolve(values: dict[str, str | None], environ=os.environ) -> Settings:
         server_host=server_host,
         server_port=_port(values, "jupyter_server_port"),
         tls_name=tls_name,
-        username=_required(values, "jupyter_username", "your JupyterHub user name"),
+        # With a token the launcher asks the hub whose it is.
+        username=values["jupyter_username"].strip() if hub_token else _required(
+            values, "jupyter_username", "your JupyterHub user name (or set JUPYTERHUB_API_TOKEN)"),
         named_server=values["jupyter_named_server"].strip().strip("/"),
         ca_file=_ca_file(values["jupyter_cluster_ca_cert"]),
         base_url=_base_url(values["jupyterhub_base_url"]),
         hub_token=hub_token,
         local_secret=_local_secret(values, environ, listen_host, hub_token),
+        autostart=_flag(values, "jupyter_autostart"),
+        start_timeout=_seconds(values, "jupyter_start_timeout"),
     )
 
 

@@ -50,8 +50,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="ZMQChannelsWebsocketConnection.iopub_data_rate_limit of the servers")
     p.add_argument("--base-url", default="/", help="JupyterHub base_url (default /)")
     p.add_argument("--no-start", action="store_true", help="do not start the users' servers")
+    p.add_argument("--spawn-fail", default="", metavar="USERS", help="comma-separated users whose spawns fail")
+    p.add_argument("--spawn-delay", default="", metavar="USER=SECONDS,...",
+                   help="users whose spawns wait this many seconds first")
     a = p.parse_args(argv)
     a.users = [u.strip() for u in a.users.split(",") if u.strip()]
+    a.spawn_fail = [u.strip() for u in a.spawn_fail.split(",") if u.strip()]
+    try:
+        a.spawn_delay = {u.strip(): float(sec) for u, _, sec in
+                         (item.partition("=") for item in a.spawn_delay.split(",") if item.strip())}
+    except ValueError:
+        p.error("--spawn-delay: USER=SECONDS,...")
     if not a.users:
         p.error("--users: at least one user name")
     base = "/" + a.base_url.strip("/") + "/"
@@ -148,7 +157,7 @@ class DevHub:
             base_url=a.base_url, chp_command=str(CHP), singleuser_command=str(singleuser),
             venv_bin=venv_bin, cert_file=certs["cert_file"], key_file=certs["key_file"],
             admin_token=admin_token, password=password, users=a.users,
-            iopub_data_rate_limit=a.iopub_data_rate_limit,
+            iopub_data_rate_limit=a.iopub_data_rate_limit, spawn_fail=a.spawn_fail, spawn_delay=a.spawn_delay,
         )
         config_path = self.workdir / "jupyterhub_config.py"
         fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

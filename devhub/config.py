@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 from devhub import ADMIN_SERVICE
@@ -39,6 +40,8 @@ class HubSettings:
     password: str
     users: list[str]
     iopub_data_rate_limit: float | None = None
+    spawn_fail: list[str] = field(default_factory=list)  # users whose spawns fail
+    spawn_delay: dict[str, float] = field(default_factory=dict)  # user -> seconds a spawn waits first
 
 
 def render(s: HubSettings) -> str:
@@ -91,6 +94,7 @@ def render(s: HubSettings) -> str:
         "c.LocalProcessSpawner.kill_timeout = 2",
         f"c.Spawner.environment = {{'PATH': {s.venv_bin!r} + ':' + __import__('os').environ.get('PATH', '/usr/bin:/bin'), 'JUPYTER_PLATFORM_DIRS': '1'}}",
         "",
+        *spawn_hook(s),
         "# The devhub-admin service manages users, servers and tokens.",
         f"c.JupyterHub.services = [{{'name': {ADMIN_SERVICE!r}, 'api_token': {s.admin_token!r}}}]",
         f"c.JupyterHub.load_roles = [{{'name': {ADMIN_SERVICE!r}, 'description': 'devhub administration',"
@@ -98,3 +102,18 @@ def render(s: HubSettings) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def spawn_hook(s: HubSettings) -> list[str]:
+    """A pre-spawn hook that makes some users' spawns fail or take long (lifecycle tests)."""
+    if not (s.spawn_fail or s.spawn_delay):
+        return []
+    return [
+        "async def _devhub_pre_spawn(spawner):",
+        "    import asyncio",
+        f"    await asyncio.sleep({s.spawn_delay!r}.get(spawner.user.name, 0))",
+        f"    if spawner.user.name in {sorted(s.spawn_fail)!r}:",
+        "        raise RuntimeError(f'devhub --spawn-fail: the spawns of {spawner.user.name} fail')",
+        "c.Spawner.pre_spawn_hook = _devhub_pre_spawn",
+        "",
+    ]

@@ -10,7 +10,8 @@
 #              file: pid, hub_url, host, port, tls_name, ca_file, base_url, hub_api_internal,
 #              admin_token, users{name: {token, password, server_url}}, workdir, log_file, ...
 #   start_hub  (session) factory: start_hub(base_url="/jupyter/", iopub_data_rate_limit=1e9,
-#              users="alice,bob", no_start=False, port=None) -> another hub's ready dict.
+#              users="alice,bob", no_start=False, port=None, spawn_fail="bob",
+#              spawn_delay="carol=30") -> another hub's ready dict.
 #              start_hub.launch(...) / start_hub.wait(handle) start several at once;
 #              start_hub.stop(info) stops one early and returns devhub's exit code.
 #              Every hub is stopped at the end of the session.
@@ -61,7 +62,7 @@ class DevHubLauncher:
         self._handles = []
 
     def launch(self, *, base_url=None, iopub_data_rate_limit=None, users=None, no_start=False,
-               port=None, name="devhub"):
+               port=None, name="devhub", spawn_fail=None, spawn_delay=None):
         if not HUB_PYTHON.exists():
             pytest.fail(f"{HUB_PYTHON} missing: run `python3.12 -m venv .venv-hub && "
                         f".venv-hub/bin/pip install -r requirements-hub.txt && npm ci --prefix devhub` "
@@ -80,6 +81,10 @@ class DevHubLauncher:
             cmd.append("--no-start")
         if port:
             cmd += ["--port", str(port)]
+        if spawn_fail:
+            cmd += ["--spawn-fail", spawn_fail]
+        if spawn_delay:
+            cmd += ["--spawn-delay", spawn_delay]
         env = {k: v for k, v in os.environ.items()
                if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         output = workdir / "devhub.out"

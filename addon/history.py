@@ -1,0 +1,106 @@
+"""What mitmproxy may keep of a long session: WebSocket message history and, in mitmweb, finished flows.
+
+mitmproxy keeps every message of an open WebSocket in `flow.websocket.messages`, and mitmweb's View keeps
+every flow until the user clears it. A kernel WebSocket stays open for hours, so both are trimmed here:
+- mitmdump: the last message only (its own output reads it after our hook; never trim to zero);
+- mitmweb: the last `jupyter_proxy_web_ws_messages` messages (at most WEB_WS_BYTES of them) per WebSocket,
+  and the last `jupyter_proxy_web_flows` finished flows (removed with the View's `view.flows.remove`)."""
+
+import collections
+import logging
+from collections.abc import Sequence
+
+from mitmproxy import ctx
+from mitmproxy import http
+
+logger = logging.getLogger(__name__)
+
+WEB_FLOWS_OPTION = "jupyter_proxy_web_flows"
+WEB_WS_MESSAGES_OPTION = "jupyter_proxy_web_ws_messages"
+DEFAULT_WEB_FLOWS = 500
+DEFAULT_WEB_WS_MESSAGES = 100
+WEB_WS_BYTES = 4 * 1024 * 1024  # mitmweb's recent history of one WebSocket, in bytes of content
+REMOVE_COMMAND = "view.flows.remove"  # exists only where there is a View (mitmweb)
+
+
+def parse_count(label: str, raw: str, minimum: int = 1) -> int:
+    """A positive whole number from an option's text; ValueError with a message a user can act on."""
+    text = str(raw).strip()
+    if not text.isdigit() or int(text) < minimum:
+        raise ValueError(f"{label}={raw!r} is not a number of at least {minimum}.")
+    return int(text)
+
+
+def first_kept(sizes: Sequence[int], max_messages: int, max_bytes: int) -> int:
+    """Index of the oldest message to keep: the most recent ones, at most max_messages of them and at most
+    max_bytes together, but always the last one."""
+    n = len(sizes)
+    start, total = n - 1, sizes[-1] if n else 0
+    floor = max(0, n - max_messages)
+    while start > floor and total + sizes[start - 1] <= max_bytes:
+        start -= 1
+        total += sizes[start]
+    return max(start, 0)
+
+
+class FinishedFlows:
+    """The most recent finished flows, oldest first; add() returns the ones that fell out."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._flows: collections.OrderedDict[str, object] = collections.OrderedDict()
+
+    def add(self, flow_id: str, flow: object) -> list:
+        self._flows[flow_id] = flow
+        self._flows.move_to_end(flow_id)
+        evicted = []
+        while len(self._flows) > self.limit:
+            evicted.append(self._flows.popitem(last=False)[1])
+        return evicted
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+
+class History:
+    """Called from the Bridge's hooks: decides on first use whether it runs under mitmweb."""
+
+    web: bool | None = None
+    ws_messages: int = 1
+    finished: FinishedFlows | None = None
+
+    def _start(self) -> None:
+        self.web = REMOVE_COMMAND in ctx.master.commands.commands
+        if not self.web:
+            return
+        self.ws_messages = self._count(WEB_WS_MESSAGES_OPTION, DEFAULT_WEB_WS_MESSAGES)
+        self.finished = FinishedFlows(self._count(WEB_FLOWS_OPTION, DEFAULT_WEB_FLOWS))
+
+    @staticmethod
+    def _count(name: str, default: int) -> int:
+        try:  # launch.py has already refused a bad value; this is for `--set` given to mitmweb directly
+            return parse_count(name.upper(), getattr(ctx.options, name, default))
+        except ValueError as e:
+            logger.warning(f"{e} Using {default}.")
+            return default
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        messages = flow.websocket.messages
+        if self.web is None:
+            self._start()
+        if not self.web:
+            del messages[:-1]
+        elif len(messages) > 1:
+            recent = messages[-self.ws_messages:]
+            del messages[:len(messages) - len(recent) + first_kept([len(m.content) for m in recent],
+                                                                    self.ws_messages, WEB_WS_BYTES)]
+
+    def flow_finished(self, flow: http.HTTPFlow) -> None:
+        """From `response` (not for a WebSocket's 101), `error` and `websocket_end`."""
+        if self.web is None:
+            self._start()
+        if not self.web or (flow.websocket is not None and flow.websocket.timestamp_end is None):
+            return  # a WebSocket's 101: it finishes at websocket_end
+        evicted = [f for f in self.finished.add(flow.id, flow) if not f.live]
+        if evicted:
+            ctx.master.commands.call(REMOVE_COMMAND, evicted)

@@ -1,0 +1,158 @@
+"""The JupyterHub REST API as the bridge uses it: who owns the token, start a server, follow its progress,
+and send one request to the hub's public side again. asyncio with stdlib ssl and h11 (both already in
+mitmproxy's runtime), so that waiting never blocks mitmproxy's event loop."""
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import h11
+
+from addon.settings import Settings
+
+CONNECT_TIMEOUT = 10.0
+API_TIMEOUT = 30.0
+# Hop-by-hop headers belong to one connection; the answer travels on another one.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
+                        "trailer", "proxy-connection"})
+
+
+class HubError(Exception):
+    """The hub refused (status and its own message), or could not be reached (status 0)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]  # without hop-by-hop headers
+    body: bytes
+
+
+def server_path(user: str, server: str) -> str:
+    """The API path of a user's default or named server."""
+    base = f"/users/{quote(user, safe='')}"
+    return f"{base}/servers/{quote(server, safe='')}" if server else f"{base}/server"
+
+
+def hub_message(status: int, body: bytes) -> str:
+    """The `message` of a JSON error from the hub, else the start of its body."""
+    try:
+        return str(json.loads(body)["message"])
+    except (ValueError, KeyError, TypeError):
+        return body.decode(errors="replace").strip()[:300] or f"HTTP {status}"
+
+
+def sse_events(lines: list[str]) -> tuple[list[dict], list[str]]:
+    """Server-sent events complete in `lines` (each one ends with a blank line), and the lines left over."""
+    events, data, start = [], [], 0
+    for i, line in enumerate(lines):
+        if line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line.strip():
+            if data:
+                try:
+                    events.append(json.loads("\n".join(data)))
+                except ValueError:
+                    pass  # not an event of JupyterHub's
+            data, start = [], i + 1
+    return events, lines[start:]
+
+
+class Hub:
+    """The hub behind the bridge, reached the way mitmproxy reaches it: the dialled address, the TLS name,
+    the cluster CA."""
+
+    def __init__(self, s: Settings) -> None:
+        self.settings = s
+        self.tls = ssl.create_default_context(cafile=s.ca_file)
+
+    async def _exchange(self, method: str, target: str, headers: list[tuple[str, str]],
+                        body: bytes = b"") -> AsyncIterator[h11.Response | h11.Data]:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                self.settings.server_host, self.settings.server_port, ssl=self.tls,
+                server_hostname=self.settings.tls_name), CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as e:
+            raise HubError(0, f"cannot reach the hub at {self.settings.dial_url}: {e or 'timed out'}") from e
+        try:
+            conn = h11.Connection(h11.CLIENT)
+            headers = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP] + [("Connection", "close")]
+            headers += [("Content-Length", str(len(body)))] if body else []
+            writer.write(conn.send(h11.Request(method=method, target=target, headers=headers)))
+            if body:
+                writer.write(conn.send(h11.Data(data=body)))
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
+            while not isinstance(event := conn.next_event(), h11.EndOfMessage | h11.ConnectionClosed):
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await reader.read(65536))
+                elif isinstance(event, h11.Response | h11.Data):
+                    yield event
+        except (OSError, h11.ProtocolError) as e:
+            raise HubError(0, f"the connection to the hub broke: {e}") from e
+        finally:
+            writer.close()
+
+    async def request(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"") -> Answer:
+        """One request, as it is, to the hub's public side; the whole answer."""
+        head, chunks = None, []
+        async with aclosing(self._exchange(method, target, headers, body)) as events:
+            async for event in events:
+                if isinstance(event, h11.Response):
+                    head = event
+                else:
+                    chunks.append(bytes(event.data))
+        if head is None:
+            raise HubError(0, "the hub closed the connection without an answer")
+        kept = [(k.decode(), v.decode("latin-1")) for k, v in head.headers if k.decode().lower() not in HOP_BY_HOP]
+        return Answer(head.status_code, head.reason.decode(), kept, b"".join(chunks))
+
+    def _api_headers(self) -> list[tuple[str, str]]:
+        return [("Host", self.settings.hub_authority), ("Authorization", f"token {self.settings.hub_token}"),
+                ("Accept", "application/json")]
+
+    async def _api(self, method: str, path: str, ok: tuple[int, ...] = (200,)) -> Answer:
+        target = f"{self.settings.base_url}hub/api{path}"
+        try:
+            answer = await asyncio.wait_for(self.request(method, target, self._api_headers()), API_TIMEOUT)
+        except TimeoutError:
+            raise HubError(0, f"the hub did not answer {method} {target} within {API_TIMEOUT:g} s") from None
+        if answer.status not in ok:
+            raise HubError(answer.status, hub_message(answer.status, answer.body))
+        return answer
+
+    async def whoami(self) -> dict:
+        """The token's owner: name, kind ('user' or 'service'), scopes."""
+        return json.loads((await self._api("GET", "/user")).body)
+
+    async def start(self, user: str, server: str) -> int:
+        """Ask for a start: 201 ready, 202 pending. Raises HubError (400 when running or pending already)."""
+        return (await self._api("POST", server_path(user, server), ok=(201, 202))).status
+
+    async def progress(self, user: str, server: str) -> AsyncIterator[dict]:
+        """The events of a start as the hub sends them ({progress, message, ready | failed}).
+        Raises HubError(400) when no start is under way."""
+        target = f"{self.settings.base_url}hub/api{server_path(user, server)}/progress"
+        lines: list[str] = []
+        pending = b""
+        async with aclosing(self._exchange("GET", target, self._api_headers())) as events:
+            async for event in events:
+                if isinstance(event, h11.Response):
+                    if event.status_code != 200:
+                        body = b"".join([bytes(e.data) async for e in events])
+                        raise HubError(event.status_code, hub_message(event.status_code, body))
+                    continue
+                *complete, pending = (pending + bytes(event.data)).split(b"\n")
+                found, lines = sse_events(lines + [line.decode(errors="replace") for line in complete])
+                for e in found:
+                    yield e

@@ -1,0 +1,127 @@
+"""A stopped server is a pause, not an error: recognise the hub's answers for a server that is not running,
+start it once however many requests notice, and let them all wait for that one start."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from addon.hub import HubError
+from addon.settings import Settings
+
+logger = logging.getLogger(__name__)
+# Where the hub sends requests for a server that is stopped, pending or being started; other redirects into
+# the hub (its OAuth login) are not about the server.
+STOPPED_REDIRECTS = ("user/", "spawn-pending/", "spawn/")
+RETRY_INTERVAL = 0.5  # between asking for a start and its progress stream being there
+
+
+class StartFailed(Exception):
+    """The server is not running and the bridge could not change that; the message says what to do."""
+
+
+def stopped_answer(status: int, headers: Mapping[str, str], set_cookies: list[str], base_url: str) -> bool:
+    """True when the hub, not the user's server, answered: the server is stopped, pending or crashed.
+    `headers` must look names up case-insensitively."""
+    hub = f"{base_url}hub/"
+    location = urlsplit(headers.get("location", "")).path
+    if status in (301, 302, 303, 307) and location.startswith(tuple(hub + p for p in STOPPED_REDIRECTS)):
+        return True
+    html = "text/html" in headers.get("content-type", "")
+    if status == 424 or (status == 503 and html):
+        return True  # "no longer running"; the proxy's error page for a crashed server
+    # A write: the hub's own xsrf refusal, which sets its cookie for the hub's path.
+    return status == 403 and html and any(f"path={hub}" in c.lower().replace(" ", "") for c in set_cookies)
+
+
+def hub_home(s: Settings) -> str:
+    return f"{s.hub_origin}{s.base_url}hub/home"
+
+
+def cannot_start(s: Settings) -> str | None:
+    """Why the bridge will not start the server itself, or None when it will."""
+    if not s.hub_token:
+        return (f"Your JupyterHub server is not running. Start it at {hub_home(s)}, or give the bridge a hub token "
+                "(JUPYTERHUB_API_TOKEN, with the 'start:servers' scope; 'servers' before JupyterHub 6) so that it "
+                "starts the server itself.")
+    if not s.autostart:
+        return (f"Your JupyterHub server is not running and JUPYTER_AUTOSTART is off. Start it at {hub_home(s)}, "
+                "or turn JUPYTER_AUTOSTART on.")
+    return None
+
+
+def refusal(e: HubError, s: Settings) -> str:
+    if e.status == 403:
+        return (f"The hub refused to start your server: {e.message}. The bridge's token (JUPYTERHUB_API_TOKEN) "
+                f"needs the 'start:servers' scope (JupyterHub 6; 'servers' before). Or start it at {hub_home(s)}.")
+    if e.status == 0:
+        return f"Your JupyterHub server is not running and the bridge could not start it: {e.message}. Retry later."
+    return f"The hub could not start your server: {e.message}. See {hub_home(s)}."
+
+
+def report(event: dict) -> None:
+    logger.info(f"Starting your server: {event.get('progress', '?')}% {event.get('message', '')}".rstrip())
+
+
+async def start_and_wait(hub, s: Settings) -> None:
+    """Ask the hub to start the server and follow its progress until it is ready; raises StartFailed."""
+    try:
+        await _start_and_follow(hub, s.username, s.named_server)
+    except HubError as e:
+        raise StartFailed(refusal(e, s)) from None
+
+
+async def _start_and_follow(hub, user: str, server: str) -> None:
+    # The hub answers the start request only when the spawn ends (or after its slow_spawn_timeout), so the
+    # progress stream is followed meanwhile; a start refused with 400 ('pending stop') is asked for again.
+    post = asyncio.ensure_future(hub.start(user, server))
+    try:
+        while True:
+            try:
+                async for event in hub.progress(user, server):
+                    report(event)
+                    if event.get("failed"):
+                        raise HubError(500, event.get("message") or "the spawn failed")
+                    if event.get("ready"):
+                        return
+            except HubError as e:
+                if e.status != 400:  # 400: no start under way (yet)
+                    raise
+            if post.done():
+                if isinstance(post.exception(), HubError) and post.exception().status == 400:
+                    post = asyncio.ensure_future(hub.start(user, server))
+                else:
+                    post.result()  # a refusal raises; a start that ended is followed above
+            await asyncio.wait([post], timeout=RETRY_INTERVAL)
+    finally:
+        post.cancel()
+
+
+class Starter:
+    """One start at a time: whoever notices a stopped server first starts it; everyone waits for that start."""
+
+    def __init__(self, start: Callable[[], Awaitable[None]], timeout: float) -> None:
+        self._start = start
+        self.timeout = timeout
+        self._task: asyncio.Future | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def run(self) -> None:
+        """Start the server, or join the start under way. Raises StartFailed."""
+        if not self.busy:
+            self._task = asyncio.ensure_future(self._within_timeout())
+            self._task.add_done_callback(lambda t: t.cancelled() or t.exception())  # waiters may all be gone
+        await asyncio.shield(self._task)
+
+    async def _within_timeout(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._start()
+        except TimeoutError:
+            raise StartFailed(f"Your JupyterHub server did not start within {self.timeout:g} s "
+                              "(JUPYTER_START_TIMEOUT). The hub may still be starting it: retry in a moment.") from None
