@@ -27,6 +27,9 @@ Settings (environment variable, or --set <option>=<value>):
   JUPYTER_CLUSTER_CA_CERT    jupyter_cluster_ca_cert    CA file (PEM)                 [./my_sslca.cert]
   JUPYTER_NAMED_SERVER       jupyter_named_server       a named server                [default server]
   JUPYTERHUB_BASE_URL        jupyterhub_base_url        the hub's base URL            [/]
+  JUPYTERHUB_API_TOKEN       jupyterhub_api_token       the hub token the bridge sends [unset: clients bring theirs]
+  JUPYTERHUB_API_TOKEN_FILE  jupyterhub_api_token_file  a file (mode 600) holding the hub token
+  JUPYTER_PROXY_TOKEN        jupyter_proxy_token        the bridge's own token for clients [random per run]
   JUPYTER_PROXY_STREAM_BODIES  bodies above this size are streamed, not held in memory [1m]
   JUPYTER_PROXY_WEB_FLOWS    jupyter_proxy_web_flows    web: finished flows kept      [500]
   JUPYTER_PROXY_WEB_WS_MESSAGES  jupyter_proxy_web_ws_messages  web: messages kept per WebSocket [100]

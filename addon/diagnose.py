@@ -66,7 +66,7 @@ class Diagnosis:
 
     @property
     def text(self) -> str:
-        return f"{self.cause} Fix: {self.fix}"
+        return f"{self.cause} Fix: {self.fix}" if self.fix else self.cause
 
 
 def describe(cert: x509.Certificate) -> Certificate:
@@ -154,7 +154,7 @@ RULES: tuple[Rule, ...] = (
      "The TLS handshake with {f.address} failed: {a.error}",
      "Check JUPYTER_CLUSTER_CA_CERT and JUPYTER_SERVER_NAME; `./run.sh check` shows the hub's certificate."),
     ("bridge", lambda a: a.headers.get("server") == OWN_SERVER and a.status is not None and a.status >= 400,
-     "The bridge answered {a.status}: {cause}.", "{fix}"),
+     "The bridge answered {a.status}: {cause}", "{fix}"),
     ("server-not-running-write", lambda a: a.status == 403 and _hub_page(a) and "_xsrf" in a.body,
      "Your server is not running: the hub itself answered this {a.method} ('_xsrf' argument missing) "
      "instead of your server.", _START_FIX),
@@ -195,7 +195,7 @@ def diagnose(a: Answer, f: Facts = Facts()) -> Diagnosis | None:
     names = ", ".join(f.cert.names) if f.cert and f.cert.names else "?"
     limit = re.search(r"iopub_data_rate_limit=([\d.e+]+)", a.body)
     values = dict(a=a, f=f if f.cert else replace(f, cert=UNKNOWN_CERT),
-                  m=m, cause=cause, fix=fix or cause, names=names,
+                  m=m, cause=cause.rstrip(".") + ".", fix=fix, names=names,
                   ws=" on the WebSocket ('Couldn't authenticate WebSocket connection')" if a.websocket else "",
                   limit=f"{float(limit.group(1)):.0f} bytes/s" if limit else "?",
                   now=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))

@@ -35,21 +35,27 @@ class Bridge:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JUPYTERHUB"))}
         full_env.update({"JUPYTER_PROXY_IP_OR_NAME": "127.0.0.1", "JUPYTER_PROXY_PORT": str(self.port)})
         full_env.update(env)
+        full_env["PYTHONUNBUFFERED"] = "1"  # mitmproxy's log reaches the file as it is written
         self.env = full_env
+        self.web = subcommand == ["web"]
+        if self.web and not any("web_port=" in a for a in args):
+            args = [*args, "--set", f"web_port={free_port()}"]
         with open(self.log_file, "wb") as log:
             self.proc = subprocess.Popen([str(ROOT / "run.sh"), *subcommand, *args], env=full_env, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def wait_listening(self, timeout: float = 30) -> "Bridge":
+        # mitmproxy accepts connections before its start-up has ended, and exits when a request then meets its
+        # unfinished TLS set-up: wait for the lines it logs when it is done.
+        started = ["reverse proxy to", "Web server listening at"] if self.web else ["reverse proxy to"]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"the bridge exited with {self.proc.returncode}:\n{self.log()}", pytrace=False)
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            if all(line in self.log() for line in started):
+                socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
                 return self
-            except OSError:
-                time.sleep(0.1)
+            time.sleep(0.1)
         pytest.fail(f"the bridge did not listen within {timeout} s:\n{self.log()}", pytrace=False)
 
     @property
