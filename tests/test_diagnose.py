@@ -109,3 +109,12 @@ def test_once_per_key_and_period_and_bounded():
     assert once("b", 61) and once("c", 61)
     assert list(once.seen) == ["b", "c"]  # "a" fell out: at most `size` keys are kept
     assert once("a", 62)
+
+
+def test_the_bridges_own_answer_is_said_once():
+    one = diagnose.diagnose(diagnose.Answer(503, {"server": diagnose.OWN_SERVER},
+                                            '{"message": "Your server is not running. Start it at https://h/hub/home."}'))
+    assert one.text == "The bridge answered 503: Your server is not running. Start it at https://h/hub/home."
+    two = diagnose.diagnose(diagnose.Answer(401, {"server": diagnose.OWN_SERVER},
+                                            '{"message": "No valid token: connect with the URL"}'))
+    assert two.text == "The bridge answered 401: No valid token. Fix: connect with the URL"
