@@ -27,6 +27,8 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as the proxy (node) binds: a port whose last connections are in TIME_WAIT is free for a restart
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

@@ -13,17 +13,20 @@ from devhub import TLS_NAME
 def make_certs(workdir: Path, name: str = TLS_NAME) -> dict[str, Path]:
     """Create a fresh CA and a server certificate for the DNS name ``name`` only (no IP SAN).
 
-    Writes ca.pem, hub-cert.pem (leaf + chain) and hub-key.pem (mode 0600) into ``workdir``.
+    Writes ca.pem, hub-cert.pem (leaf + chain) and hub-key.pem (mode 0600) into ``workdir``; a workdir that
+    has them already keeps them, so that a hub restarted there is the same hub to its clients.
     """
     import trustme
 
-    ca = trustme.CA(organization_name="devhub private CA")
-    cert = ca.issue_cert(name)
     paths = {
         "ca_file": workdir / "ca.pem",
         "cert_file": workdir / "hub-cert.pem",
         "key_file": workdir / "hub-key.pem",
     }
+    if all(p.exists() for p in paths.values()):
+        return paths
+    ca = trustme.CA(organization_name="devhub private CA")
+    cert = ca.issue_cert(name)
     ca.cert_pem.write_to_path(str(paths["ca_file"]))
     with open(paths["cert_file"], "wb") as f:
         for blob in cert.cert_chain_pems:

@@ -62,12 +62,12 @@ class DevHubLauncher:
         self._handles = []
 
     def launch(self, *, base_url=None, iopub_data_rate_limit=None, users=None, no_start=False,
-               port=None, name="devhub", spawn_fail=None, spawn_delay=None):
+               port=None, name="devhub", spawn_fail=None, spawn_delay=None, workdir=None):
         if not HUB_PYTHON.exists():
             pytest.fail(f"{HUB_PYTHON} missing: run `python3.12 -m venv .venv-hub && "
                         f".venv-hub/bin/pip install -r requirements-hub.txt && npm ci --prefix devhub` "
                         f"(./run.sh does this)", pytrace=False)
-        workdir = self._tmp.mktemp(name)
+        workdir = Path(workdir) if workdir else self._tmp.mktemp(name)  # a hub's workdir again: restart it
         ready_file = workdir / "ready.json"
         cmd = [str(HUB_PYTHON), "-m", "devhub", "--workdir", str(workdir),
                "--ready-file", str(ready_file)]

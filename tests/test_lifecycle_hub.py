@@ -161,11 +161,15 @@ def test_hub_under_a_prefix_and_a_named_server_that_does_not_exist_yet(hubs, sta
     assert re.search(r"20[12] POST /jupyter/hub/api/users/alice/servers/n", open(hub["log_file"]).read())
 
 
-def test_the_bridge_keeps_running_when_the_hub_goes_away(start_hub, start_bridge):  # noqa: F811
-    gone = start_hub(name="life-gone", no_start=True)
-    bridge = start_bridge(gone, env=env(gone))
-    start_hub.stop(gone)
+def test_the_bridge_recovers_when_the_hub_restarts(start_hub, start_bridge):  # noqa: F811
+    first = start_hub(name="life-restart", no_start=True)
+    bridge = start_bridge(first, env=env(first))
     with client(bridge) as c:
+        assert c.get("/api/status").status_code == 200  # started by the bridge
+        start_hub.stop(first)  # the hub and alice's server go away
         for _ in range(3):
             assert c.get("/api/status").status_code == 502  # the hub is gone; the bridge is not
-    assert bridge.proc.poll() is None
+        assert bridge.proc.poll() is None
+        again = start_hub(workdir=first["workdir"], port=first["port"], no_start=True)  # same CA, tokens, port
+        assert c.get("/api/status").status_code == 200  # the next request starts alice's server again
+    assert starts(again) >= 1
