@@ -10,7 +10,7 @@ import trustme
 from bridge_process import ROOT
 from bridge_process import free_port
 from bridge_process import hub_env
-from test_diagnosis_hub import expired_hub
+from expired_tls import expired_hub
 
 
 def check(hub, **env) -> tuple[int, list[str]]:

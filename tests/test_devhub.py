@@ -1,17 +1,16 @@
 """The local JupyterHub of `python -m devhub`, checked from outside like the bridge will see it:
 TLS on 127.0.0.1 verified with the private CA and the name `jupyterhub`, user tokens, kernels."""
 
-import json
 import os
 import ssl
 import time
 import uuid
 from contextlib import ExitStack
-from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import pytest
+from kernel_client import execute
 from websockets.sync.client import connect as ws_connect
 
 
@@ -60,33 +59,7 @@ class Kernel:
 
     def execute(self, code, timeout=60):
         """Run code; returns (stdout text, stderr text, execute_result text/plain or None)."""
-        msg_id = uuid.uuid4().hex
-        self.ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": self.user,
-                       "session": uuid.uuid4().hex, "version": "5.3",
-                       "date": datetime.now(timezone.utc).isoformat()},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-        }))
-        out, err, result, replied, idle = [], [], None, False, False
-        deadline = time.monotonic() + timeout
-        while not (replied and idle):
-            msg = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = msg["msg_type"]
-            if kind == "stream":
-                (out if msg["content"]["name"] == "stdout" else err).append(msg["content"]["text"])
-            elif kind == "execute_result":
-                result = msg["content"]["data"]["text/plain"]
-            elif kind == "error":
-                err.append("\n".join(msg["content"]["traceback"]))
-            elif kind == "execute_reply":
-                replied = True
-            elif kind == "status" and msg["content"]["execution_state"] == "idle":
-                idle = True
-        return "".join(out), "".join(err), result
+        return execute(self.ws, code, timeout)
 
     def close(self):
         self._stack.close()

@@ -1,22 +1,19 @@
 """Issue 4: every failure gets one cause and one fix, as the flow's comment, marked, and as one WARNING line
 per cause and minute; produced for real against the devhub hub and mitmweb (`./run.sh web`)."""
 
-import datetime
 import os
 import secrets
 import signal
-import socket
 import ssl
-import threading
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import trustme
 from bridge_process import free_port
+from expired_tls import expired_hub
 from bridge_process import start_bridge  # noqa: F401  (fixture)
 from kernel_client import execute
 from websockets.exceptions import InvalidStatus
@@ -178,39 +175,6 @@ def test_connection_and_tls_failures(hub, start_bridge, tmp_path, env, words):  
     assert warnings(b, words[0])
 
 
-@contextmanager
-def expired_hub(tmp_path: Path):
-    """A TLS server on 127.0.0.1 whose certificate for 'jupyterhub' expired in 2001; yields (port, CA file)."""
-    ca = trustme.CA()
-    leaf = ca.issue_cert("jupyterhub", not_before=datetime.datetime(2000, 1, 1),
-                         not_after=datetime.datetime(2001, 1, 1))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    leaf.configure_cert(ctx)
-    ca_file = tmp_path / "expired-ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            try:
-                conn.settimeout(5)
-                ctx.wrap_socket(conn, server_side=True).close()
-            except (OSError, ssl.SSLError):
-                conn.close()
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1], str(ca_file)
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
 
 
 def test_expired_certificate(hub, start_bridge, tmp_path):  # noqa: F811
