@@ -183,3 +183,19 @@ def test_hub_down_gives_a_502(hub, start_bridge):  # noqa: F811
     r = httpx.get(bridge.url + "/api/status", timeout=30)
     assert r.status_code == 502
     assert "connect" in r.text.lower()
+
+
+def test_terminal_websocket(bridge, token):
+    with client(bridge, token) as c:
+        r = c.post("/api/terminals")
+        assert r.status_code == 200, r.text
+        name = r.json()["name"]
+        with ws_connect(f"ws://127.0.0.1:{bridge.port}/terminals/websocket/{name}?token={token}",
+                        open_timeout=30) as ws:
+            ws.send(json.dumps(["stdin", "echo from-$JUPYTERHUB_USER\r"]))
+            seen, deadline = "", time.monotonic() + 30
+            while "from-alice" not in seen and time.monotonic() < deadline:
+                kind, *data = json.loads(ws.recv(timeout=30))
+                seen += "".join(str(d) for d in data) if kind == "stdout" else ""
+        assert "from-alice" in seen
+        assert c.delete(f"/api/terminals/{name}").status_code == 204

@@ -1,0 +1,57 @@
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from addon import launch
+from addon import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("args, found", [
+    (["--set", "jupyter_username=bob", "--set", "flow_detail=2"], {"jupyter_username": "bob"}),
+    (["--set=jupyter_server_port=443", "-w", "x"], {"jupyter_server_port": "443"}),
+    (["--set", "jupyter_named_server=a=b"], {"jupyter_named_server": "a=b"}),
+    (["--set"], {}),
+    (["-s", "--set", "jupyter_username"], {}),
+])
+def test_set_overrides(args, found):
+    assert launch.set_overrides(args) == found
+
+
+def test_bind_address():
+    assert launch.bind_address("localhost") == "127.0.0.1"
+    assert launch.bind_address("::1") == "::1"
+
+
+def test_banner_shows_the_local_token_once_and_never_the_hub_token():
+    values = {o.name: o.default for o in settings.OPTIONS}
+    values.update(jupyter_server_ip_or_name="10.0.0.5", jupyter_username="alice",
+                  jupyterhub_api_token="hub-0123456789abcdef", jupyter_proxy_token="local-secret-0123")
+    text = launch.banner(settings.resolve(values, {}))
+    assert text.count("local-secret-0123") == 1
+    assert "hub-0123456789abcdef" not in text and "…cdef" in text
+    assert "paste into PyCharm: http://127.0.0.1:8000/?token=local-secret-0123" in text
+
+
+def run_sh_without_a_python(tmp_path, **env):
+    """run.sh copied to an empty project, on a PATH without Python 3.12+ and without pyenv."""
+    for name in ("run.sh", "requirements.txt"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    (tmp_path / "run.sh").chmod(0o755)
+    return subprocess.run([str(tmp_path / "run.sh")], env={"PATH": "/usr/bin:/bin", **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_run_sh_says_what_to_install_without_a_suitable_python(tmp_path):
+    r = run_sh_without_a_python(tmp_path)
+    assert r.returncode != 0
+    assert "no Python 3.12 or newer found" in r.stderr and "install" in r.stderr
+    assert not (tmp_path / ".venv").exists()
+
+
+def test_run_sh_refuses_a_python_given_that_is_too_old(tmp_path):
+    r = run_sh_without_a_python(tmp_path, PYTHON="/bin/false")
+    assert r.returncode != 0
+    assert "PYTHON=/bin/false is not a Python 3.12 or newer" in r.stderr
