@@ -6,6 +6,7 @@ import secrets
 import stat
 from dataclasses import dataclass
 from dataclasses import field
+from functools import cached_property
 from urllib.parse import quote
 
 DEFAULT_CA = "./my_sslca.cert"
@@ -79,47 +80,47 @@ class Settings:
     autostart: bool = True
     start_timeout: float = 300.0
 
-    @property
+    @cached_property
     def prefix(self) -> str:
         """The user's server as JupyterHub names it, escaped the way JupyterHub escapes names."""
         server = f"{quote(self.named_server, safe='@~')}/" if self.named_server else ""
         return f"{self.base_url}user/{quote(self.username, safe='@~')}/{server}"
 
-    @property
+    @cached_property
     def hub_authority(self) -> str:
         return f"{self.tls_name}:{self.server_port}"
 
-    @property
+    @cached_property
     def hub_origin(self) -> str:
         return f"https://{self.hub_authority}"
 
-    @property
+    @cached_property
     def hub_origins(self) -> frozenset[str]:
         """Every origin under which the hub may name itself in a redirect."""
         hosts = {self.tls_name, host_in_url(self.server_host)}
         ports = {f":{self.server_port}"} | ({""} if self.server_port == 443 else set())
         return frozenset(f"https://{h}{p}".lower() for h in hosts for p in ports)
 
-    @property
+    @cached_property
     def own_authorities(self) -> frozenset[str]:
         """The Host values under which clients reach the bridge."""
         hosts = {"localhost", "127.0.0.1", "[::1]", host_in_url(self.listen_host)}
         return frozenset(f"{h}:{self.listen_port}".lower() for h in hosts)
 
-    @property
+    @cached_property
     def own_origins(self) -> frozenset[str]:
         return frozenset(f"http://{a}" for a in self.own_authorities)
 
-    @property
+    @cached_property
     def cookie_name(self) -> str:
         # Browsers share cookies across ports: one name per bridge port.
         return f"jupyterhub-bridge-{self.listen_port}"
 
-    @property
+    @cached_property
     def dial_url(self) -> str:
         return f"https://{host_in_url(self.server_host)}:{self.server_port}/"
 
-    @property
+    @cached_property
     def connect_url(self) -> str:
         host = "127.0.0.1" if self.listen_host in ("localhost", "") else self.listen_host
         return f"http://{host_in_url(host)}:{self.listen_port}/"
