@@ -47,9 +47,10 @@ def server_path(user: str, server: str) -> str:
 def hub_message(status: int, body: bytes) -> str:
     """The `message` of a JSON error from the hub, else the start of its body."""
     try:
-        return str(json.loads(body)["message"])
+        message = json.loads(body)["message"]
     except (ValueError, KeyError, TypeError):
-        return body.decode(errors="replace").strip()[:300] or f"HTTP {status}"
+        message = body.decode(errors="replace").strip()[:300]
+    return str(message) if message else f"HTTP {status}"  # the hub may send {"message": null}
 
 
 def sse_events(lines: list[str]) -> tuple[list[dict], list[str]]:

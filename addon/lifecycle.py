@@ -87,7 +87,7 @@ async def _start_and_follow(hub, user: str, server: str) -> None:
                     if event.get("ready"):
                         return
             except HubError as e:
-                if e.status != 400:  # 400: no start under way (yet)
+                if e.status not in (400, 404):  # no start under way yet: the POST may not have reached the hub
                     raise
             if post.done():
                 if isinstance(post.exception(), HubError) and post.exception().status == 400:

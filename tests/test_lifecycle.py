@@ -72,6 +72,8 @@ def test_sse_events_keep_what_is_incomplete():
 def test_hub_message_reads_json_or_text():
     assert hub.hub_message(403, b'{"message": "requires any of [start:servers]"}') == "requires any of [start:servers]"
     assert hub.hub_message(500, b"") == "HTTP 500"
+    assert hub.hub_message(404, b'{"status": 404, "message": null}') == "HTTP 404"
+    assert hub.hub_message(502, b"Bad gateway") == "Bad gateway"
 
 
 class FakeHub:
@@ -109,6 +111,12 @@ async def test_start_asks_again_after_a_pending_stop():
                    [hub.HubError(400, "not starting"), hub.HubError(400, "not starting"), [{"ready": True}]])
     await lifecycle.start_and_wait(fake, s(jupyterhub_api_token="t" * 32))
     assert fake.started == 2
+
+
+async def test_progress_not_there_yet_is_asked_again():
+    """Seen on the real hub: the progress stream answered 404 before the start request had reached it."""
+    fake = FakeHub([202], [hub.HubError(404, "Not Found"), [{"progress": 100, "ready": True}]])
+    await lifecycle.start_and_wait(fake, s(jupyterhub_api_token="t" * 32))
 
 
 @pytest.mark.parametrize("posts, streams, words", [
