@@ -55,3 +55,10 @@ def test_run_sh_refuses_a_python_given_that_is_too_old(tmp_path):
     r = run_sh_without_a_python(tmp_path, PYTHON="/bin/false")
     assert r.returncode != 0
     assert "PYTHON=/bin/false is not a Python 3.12 or newer" in r.stderr
+
+
+def test_the_runtime_venv_is_clean():
+    """mitmproxy pins its dependencies tightly: nothing else may go into the bridge's own venv."""
+    r = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "pip", "check"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
