@@ -195,7 +195,7 @@ class Bridge:
 
     def response(self, flow: http.HTTPFlow) -> None:
         s = self.settings
-        if s and s.hub_token and flow.response.content and "text/html" in flow.response.headers.get("content-type", ""):
+        if s and s.hub_token and "text/html" in flow.response.headers.get("content-type", "") and flow.response.content:
             # JupyterHub writes the token that authenticated a page into its page config.
             flow.response.content = flow.response.content.replace(s.hub_token.encode(), b"")
         self._redact(flow)

@@ -17,6 +17,7 @@ from cryptography import x509
 from addon import credentials
 from addon import diagnose
 from addon import forward
+from addon import hub
 from addon import launch
 from addon import route
 from addon import settings
@@ -29,10 +30,6 @@ class Failed(Exception):
     def __init__(self, what: str, fix: str, details: tuple[str, ...] = ()) -> None:
         super().__init__(what)
         self.what, self.fix, self.details = what, fix, details
-
-
-def tls_context(s: Settings) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=s.ca_file) if s.ca_file else ssl.create_default_context()
 
 
 def dial(s: Settings) -> socket.socket:
@@ -71,7 +68,7 @@ class HubConnection(http.client.HTTPSConnection):
     """HTTPS to the hub's address, with the TLS name for SNI and verification (the address may be an IP)."""
 
     def __init__(self, s: Settings) -> None:
-        super().__init__(s.server_host, s.server_port, timeout=TIMEOUT, context=tls_context(s))
+        super().__init__(s.server_host, s.server_port, timeout=TIMEOUT, context=hub.tls_context(s))
         self.settings = s
 
     def connect(self) -> None:
@@ -108,7 +105,7 @@ def check_address(s: Settings) -> str:
 
 def check_tls(s: Settings) -> str:
     try:
-        with tls_context(s).wrap_socket(dial(s), server_hostname=s.tls_name) as tls:
+        with hub.tls_context(s).wrap_socket(dial(s), server_hostname=s.tls_name) as tls:
             cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
     except ssl.SSLError as e:
         raise failure(diagnose.Answer(None, error=str(e)), s, unverified_certificate(s)) from e

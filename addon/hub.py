@@ -38,6 +38,11 @@ class Answer:
     body: bytes
 
 
+def tls_context(s: Settings) -> ssl.SSLContext:
+    """Verification of the hub as the bridge does it: the cluster CA (or the system store), name checked."""
+    return ssl.create_default_context(cafile=s.ca_file)
+
+
 def server_path(user: str, server: str) -> str:
     """The API path of a user's default or named server."""
     base = f"/users/{quote(user, safe='')}"
@@ -75,7 +80,7 @@ class Hub:
 
     def __init__(self, s: Settings) -> None:
         self.settings = s
-        self.tls = ssl.create_default_context(cafile=s.ca_file)
+        self.tls = tls_context(s)
 
     async def _exchange(self, method: str, target: str, headers: list[tuple[str, str]],
                         body: bytes = b"") -> AsyncIterator[h11.Response | h11.Data]:
