@@ -95,6 +95,11 @@ class Settings:
         return f"https://{self.hub_authority}"
 
     @cached_property
+    def hub_home(self) -> str:
+        """The hub's home page (start and stop servers, tokens) under the name its certificate carries."""
+        return f"{self.hub_origin}{self.base_url}hub/home"
+
+    @cached_property
     def hub_origins(self) -> frozenset[str]:
         """Every origin under which the hub may name itself in a redirect."""
         hosts = {self.tls_name, host_in_url(self.server_host)}
