@@ -5,12 +5,10 @@ The settings are checked here first so that a bad one stops the start with one l
 import asyncio
 import dataclasses
 import os
-import re
 import socket
 import sys
 from pathlib import Path
 
-from addon import history
 from addon import hub
 from addon import settings
 
@@ -37,20 +35,6 @@ def bind_address(host: str) -> str:
     return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
 
 
-def stream_threshold(environ=os.environ) -> str:
-    """JUPYTER_PROXY_STREAM_BODIES: bodies larger than this pass through without being held in memory."""
-    raw = environ.get("JUPYTER_PROXY_STREAM_BODIES", "").strip().lower() or "1m"
-    if not re.fullmatch(r"[1-9][0-9]*[kmg]?", raw):
-        raise ValueError(f"JUPYTER_PROXY_STREAM_BODIES={raw!r} is not a size: use e.g. 512k, 1m or 20m.")
-    return raw
-
-
-def check_web_limits(environ=os.environ) -> None:
-    for o in settings.OPTIONS:
-        if o.name in (history.WEB_FLOWS_OPTION, history.WEB_WS_MESSAGES_OPTION):
-            history.parse_count(o.env, o.env_default(environ))
-
-
 def mitmproxy_args(tool: str, s: settings.Settings) -> list[str]:
     args = [
         "--mode", f"reverse:{s.dial_url}",
@@ -58,13 +42,12 @@ def mitmproxy_args(tool: str, s: settings.Settings) -> list[str]:
         "--listen-port", str(s.listen_port),
         "--set", "connection_strategy=lazy",  # an unreachable hub gives a 502, not a dropped connection
         "--set", "keep_host_header=true",  # the bridge sets Host itself
-        "--set", f"stream_large_bodies={stream_threshold()}",  # rewrites happen in the *headers hooks
+        "--set", f"stream_large_bodies={s.stream_bodies}",  # in bytes: rewrites happen in the *headers hooks
         "-s", str(ROOT / "addon" / "main.py"),
     ]
     if s.ca_file:
         args += ["--set", f"ssl_verify_upstream_trusted_ca={s.ca_file}"]
     if tool == "mitmweb":
-        check_web_limits()
         args += ["--set", "web_host=127.0.0.1", "--set", "web_open_browser=false"]
     return args
 
@@ -125,7 +108,7 @@ def main(argv: list[str]) -> int:
         return 2
     tool, extra = TOOLS[argv[0]], argv[1:]
     try:
-        s = settings.from_environment(overrides=set_overrides(extra))
+        s = settings.from_environment(os.environ, set_overrides(extra))
         args = mitmproxy_args(tool, s)
         s, notes = token_owner(s)
     except socket.gaierror as e:

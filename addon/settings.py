@@ -1,67 +1,23 @@
-"""The bridge's settings: names, environment defaults, and validation with one clear message each."""
+"""The bridge's settings: raw option values (the table is in addon/options.py) validated into one frozen
+`Settings`, with one clear message for each bad value."""
 
 import ipaddress
 import os
+import re
 import secrets
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from functools import cached_property
 from urllib.parse import quote
 
-DEFAULT_CA = "./my_sslca.cert"
-IP_TLS_NAME = "jupyterhub"
-
-
-@dataclass(frozen=True)
-class Option:
-    name: str
-    env: str
-    default: str
-    help: str
-    secret: bool = False  # read from the environment when resolved, so it never shows as a default
-
-    def env_default(self, environ=os.environ) -> str:
-        return environ.get(self.env, self.default)
-
-
-OPTIONS = (
-    Option("jupyter_proxy_ip_or_name", "JUPYTER_PROXY_IP_OR_NAME", "localhost",
-           "Where the bridge listens (loopback by default)."),
-    Option("jupyter_proxy_port", "JUPYTER_PROXY_PORT", "8000", "The port the bridge listens on."),
-    Option("jupyter_server_ip_or_name", "JUPYTER_SERVER_IP_OR_NAME", "",
-           "The JupyterHub address to dial, IP or DNS name (required)."),
-    Option("jupyter_server_port", "JUPYTER_SERVER_PORT", "8000", "The JupyterHub HTTPS port."),
-    Option("jupyter_server_name", "JUPYTER_SERVER_NAME", "",
-           f"The TLS name sent as SNI and checked against the hub's certificate. "
-           f"Empty: '{IP_TLS_NAME}' when dialling an IP, else the server's name."),
-    Option("jupyter_username", "JUPYTER_USERNAME", "",
-           "The hub user whose server is used. Required without a hub token; with one, empty: the token's owner."),
-    Option("jupyter_cluster_ca_cert", "JUPYTER_CLUSTER_CA_CERT", DEFAULT_CA,
-           "PEM file of the cluster CA. Left at the default and absent: the system trust store."),
-    Option("jupyter_named_server", "JUPYTER_NAMED_SERVER", "",
-           "A named server (/user/<name>/<server>/); empty is the default server."),
-    Option("jupyterhub_base_url", "JUPYTERHUB_BASE_URL", "/",
-           "The hub's base URL, for hubs served under a prefix such as /jupyter/."),
-    Option("jupyterhub_api_token", "JUPYTERHUB_API_TOKEN", "",
-           "The hub token the bridge sends upstream for clients that present the bridge's own token. "
-           "Unset: clients bring their own hub token.", secret=True),
-    Option("jupyterhub_api_token_file", "JUPYTERHUB_API_TOKEN_FILE", "",
-           "A file holding the hub token (readable by its owner only), instead of JUPYTERHUB_API_TOKEN."),
-    Option("jupyter_proxy_token", "JUPYTER_PROXY_TOKEN", "",
-           "The bridge's own token that clients present. Unset: a random one per run. "
-           "Empty: none (only when listening on loopback).", secret=True),
-    Option("jupyter_proxy_web_flows", "JUPYTER_PROXY_WEB_FLOWS", "500",
-           "./run.sh web: how many finished flows mitmweb keeps (older ones are removed from its list)."),
-    Option("jupyter_proxy_web_ws_messages", "JUPYTER_PROXY_WEB_WS_MESSAGES", "100",
-           "./run.sh web: how many recent messages mitmweb keeps per WebSocket (at most 4 MiB of them)."),
-    Option("jupyter_autostart", "JUPYTER_AUTOSTART", "true",
-           "Start a stopped server through the Hub API (needs the hub token), then answer the request: true or false."),
-    Option("jupyter_start_timeout", "JUPYTER_START_TIMEOUT", "300",
-           "Seconds to wait for a server start before answering 503."),
-)
-OPTION_NAMES = frozenset(o.name for o in OPTIONS)
-ENV_OF = {o.name: o.env for o in OPTIONS}
+from addon.options import DEFAULT_CA
+from addon.options import ENV_OF
+from addon.options import IP_TLS_NAME
+from addon.options import OPTION_NAMES  # noqa: F401  (the table's names stay importable from here)
+from addon.options import OPTIONS
+from addon.options import Option  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -79,6 +35,9 @@ class Settings:
     local_secret: str = field(default="", repr=False)
     autostart: bool = True
     start_timeout: float = 300.0
+    stream_bodies: int = 1024 * 1024  # bytes: larger bodies stream through mitmproxy
+    web_flows: int = 500
+    web_ws_messages: int = 100
 
     @cached_property
     def prefix(self) -> str:
@@ -197,6 +156,26 @@ def _seconds(values: dict[str, str], name: str) -> float:
     return seconds
 
 
+SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}  # 1024-based, as mitmproxy reads sizes
+
+
+def _size(values: dict[str, str], name: str) -> int:
+    """Bytes, from a number with an optional k, m or g: mitmproxy gets bytes (mitmweb shows "1m" as NaN)."""
+    found = re.fullmatch(r"([0-9]+)([kmg]?)b?", values[name].strip().lower())
+    if not found or int(found[1]) == 0:
+        raise ValueError(f"{ENV_OF[name]}={values[name]!r} is not a size: use bytes, or a number with k, m or g, "
+                         "e.g. 512k, 1m or 20m.")
+    return int(found[1]) * SIZE_UNITS[found[2]]
+
+
+def _count(values: dict[str, str], name: str) -> int:
+    """A whole number of at least 1 (the message history.parse_count gives for the same options)."""
+    raw = values[name]
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"{ENV_OF[name]}={raw!r} is not a number of at least 1.")
+    return int(raw)
+
+
 def _base_url(raw: str) -> str:
     parts = [p for p in raw.strip().split("/") if p]
     if any(p in (".", "..") for p in parts):
@@ -236,9 +215,9 @@ def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_
     return secret.strip()
 
 
-def resolve(values: dict[str, str | None], environ=os.environ) -> Settings:
-    """Validate raw option values (keyed by option name; None for a secret means: from the environment);
-    raise ValueError with a message a user can act on."""
+def resolve(values: dict[str, str | None], environ: Mapping[str, str] = os.environ) -> Settings:
+    """Validate raw option values (keyed by option name; None for a secret means: from `environ`, which
+    the entry points give as os.environ); raise ValueError with a message a user can act on."""
     server_host = _required(values, "jupyter_server_ip_or_name", "the address of your JupyterHub (IP or DNS name)")
     server_host = server_host.strip("[]")
     tls_name = values["jupyter_server_name"].strip() or (IP_TLS_NAME if is_ip(server_host) else server_host)
@@ -260,10 +239,13 @@ def resolve(values: dict[str, str | None], environ=os.environ) -> Settings:
         local_secret=_local_secret(values, environ, listen_host, hub_token),
         autostart=_flag(values, "jupyter_autostart"),
         start_timeout=_seconds(values, "jupyter_start_timeout"),
+        stream_bodies=_size(values, "jupyter_proxy_stream_bodies"),
+        web_flows=_count(values, "jupyter_proxy_web_flows"),
+        web_ws_messages=_count(values, "jupyter_proxy_web_ws_messages"),
     )
 
 
-def from_environment(environ=os.environ, overrides: dict[str, str] | None = None) -> Settings:
+def from_environment(environ: Mapping[str, str], overrides: dict[str, str] | None = None) -> Settings:
     values = {o.name: None if o.secret else o.env_default(environ) for o in OPTIONS}
     values.update(overrides or {})
     return resolve(values, environ)

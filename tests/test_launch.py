@@ -35,6 +35,14 @@ def test_banner_shows_the_local_token_once_and_never_the_hub_token():
     assert "paste into PyCharm: http://127.0.0.1:8000/?token=local-secret-0123" in text
 
 
+def test_mitmproxy_gets_the_stream_threshold_in_bytes():
+    """mitmweb's status bar shows `stream: NaNundefined` for "1m" and `stream: 2mb` for bytes."""
+    values = {o.name: o.default for o in settings.OPTIONS}
+    values.update(jupyter_server_ip_or_name="10.0.0.5", jupyter_username="alice", jupyter_proxy_stream_bodies="2m")
+    args = launch.mitmproxy_args("mitmweb", settings.resolve(values, {}))
+    assert "stream_large_bodies=2097152" in args
+
+
 def run_sh_without_a_python(tmp_path, **env):
     """run.sh copied to an empty project, on a PATH without Python 3.12+ and without pyenv."""
     for name in ("run.sh", "requirements.txt"):
