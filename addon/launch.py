@@ -11,6 +11,7 @@ from pathlib import Path
 
 from addon import hub
 from addon import settings
+from addon import store
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = {"dump": "mitmdump", "web": "mitmweb"}
@@ -111,6 +112,7 @@ def main(argv: list[str]) -> int:
         s = settings.from_environment(os.environ, set_overrides(extra))
         args = mitmproxy_args(tool, s)
         s, notes = token_owner(s)
+        notes += store.origin_lines(os.environ, set_overrides(extra), settings.ENV_OF, s.hub_token, s.local_secret)
     except socket.gaierror as e:
         print(f"error: JUPYTER_PROXY_IP_OR_NAME: cannot resolve it ({e.strerror}).", file=sys.stderr)
         return 1
@@ -119,8 +121,8 @@ def main(argv: list[str]) -> int:
         return 1
     print("\n".join([banner(s), *notes]), flush=True)
     executable = str(Path(sys.executable).parent / tool)
-    # mitmproxy resolves the settings again: give it the same local secret and user, not a new random one.
-    env = {**os.environ, "JUPYTER_PROXY_TOKEN": s.local_secret, "JUPYTER_USERNAME": s.username}
+    # mitmproxy resolves the settings again: give it the same local secret, user and stored login settings.
+    env = {**settings.with_stored(), "JUPYTER_PROXY_TOKEN": s.local_secret, "JUPYTER_USERNAME": s.username}
     os.execve(executable, [executable, *args, *extra], env)
 
 

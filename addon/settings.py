@@ -12,6 +12,8 @@ from dataclasses import field
 from functools import cached_property
 from urllib.parse import quote
 
+from addon import store
+
 from addon.options import DEFAULT_CA
 from addon.options import ENV_OF
 from addon.options import IP_TLS_NAME
@@ -38,6 +40,7 @@ class Settings:
     stream_bodies: int = 1024 * 1024  # bytes: larger bodies stream through mitmproxy
     web_flows: int = 500
     web_ws_messages: int = 100
+    token_lifetime: int = 30 * 86400
 
     @cached_property
     def prefix(self) -> str:
@@ -208,6 +211,8 @@ def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_
     if secret is None:
         secret = environ.get("JUPYTER_PROXY_TOKEN")
     if secret is None:
+        secret = store.local_token(environ)  # made by ./run.sh login: the IDE's URL survives restarts
+    if secret is None:
         return secrets.token_urlsafe(24)
     if not secret.strip() and hub_token and not is_loopback(listen_host):
         raise ValueError(f"JUPYTER_PROXY_TOKEN is empty while the bridge listens on {listen_host!r}, "
@@ -222,12 +227,13 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str] = os.envir
     server_host = server_host.strip("[]")
     tls_name = values["jupyter_server_name"].strip() or (IP_TLS_NAME if is_ip(server_host) else server_host)
     listen_host = values["jupyter_proxy_ip_or_name"].strip().strip("[]") or "localhost"
-    hub_token = _hub_token(values, environ)
+    server_port = _port(values, "jupyter_server_port")
+    hub_token = _hub_token(values, environ) or store.hub_token(store.load(environ), server_host, server_port)
     return Settings(
         listen_host=listen_host,
         listen_port=_port(values, "jupyter_proxy_port"),
         server_host=server_host,
-        server_port=_port(values, "jupyter_server_port"),
+        server_port=server_port,
         tls_name=tls_name,
         # With a token the launcher asks the hub whose it is.
         username=values["jupyter_username"].strip() if hub_token else _required(
@@ -242,10 +248,17 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str] = os.envir
         stream_bodies=_size(values, "jupyter_proxy_stream_bodies"),
         web_flows=_count(values, "jupyter_proxy_web_flows"),
         web_ws_messages=_count(values, "jupyter_proxy_web_ws_messages"),
+        token_lifetime=int(_seconds(values, "jupyter_token_lifetime")),
     )
 
 
+def with_stored(environ=os.environ) -> dict[str, str]:
+    """The environment over the settings `./run.sh login` stored, as environment variables."""
+    return {**{ENV_OF[name]: value for name, value in store.values(environ).items()}, **environ}
+
+
 def from_environment(environ: Mapping[str, str], overrides: dict[str, str] | None = None) -> Settings:
+    environ = with_stored(environ)
     values = {o.name: None if o.secret else o.env_default(environ) for o in OPTIONS}
     values.update(overrides or {})
     return resolve(values, environ)
