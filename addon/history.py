@@ -63,7 +63,7 @@ class FinishedFlows:
 
 
 class History:
-    """Called from the Bridge's hooks: decides on first use whether it runs under mitmweb."""
+    """Trims what mitmproxy keeps; decides on first use whether it runs under mitmweb."""
 
     web: bool | None = None
     ws_messages: int = 1
@@ -95,8 +95,17 @@ class History:
             del messages[:len(messages) - len(recent) + first_kept([len(m.content) for m in recent],
                                                                     self.ws_messages, WEB_WS_BYTES)]
 
+    def response(self, flow: http.HTTPFlow) -> None:
+        self.flow_finished(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self.flow_finished(flow)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        self.flow_finished(flow)
+
     def flow_finished(self, flow: http.HTTPFlow) -> None:
-        """From `response` (not for a WebSocket's 101), `error` and `websocket_end`."""
+        """After `response` (not for a WebSocket's 101), `error` and `websocket_end`."""
         if self.web is None:
             self._start()
         if not self.web or (flow.websocket is not None and flow.websocket.timestamp_end is None):

@@ -1,5 +1,22 @@
-"""Entry script for `mitmdump -s`: the project root must be on PYTHONPATH (run.sh sets it)."""
+"""Entry script for `mitmdump -s`: the project root must be on PYTHONPATH (run.sh sets it).
 
-from addon.bridge import Bridge
+The list is the hook order: mitmproxy calls each hook on each addon in this order."""
 
-addons = [Bridge()]
+from addon.autostart import Autostart
+from addon.config import Config
+from addon.diagnosis import Diagnosis
+from addon.history import History
+from addon.rewrite import Redact
+from addon.rewrite import RewriteRequest
+from addon.rewrite import RewriteResponse
+
+config = Config()
+addons = [
+    config,                   # options -> one frozen Settings and the Hub client; OptionsError with the fix
+    RewriteRequest(config),   # SNI to the hub; Host/Origin guard, route into the prefix, credential upstream
+    Autostart(config),        # the hub answered for a stopped server: start it, send again, restore the body
+    RewriteResponse(config),  # Location and Set-Cookie back to the bridge's URLs; hub token out of pages
+    Redact(),                 # what stays in a flow (mitmweb, -w, log lines below) holds no usable token
+    Diagnosis(config),        # failed exchanges: cause and fix as comment, mark and one log line a minute
+    History(),                # mitmproxy keeps little of long WebSockets and, in mitmweb, of old flows
+]

@@ -5,7 +5,8 @@ from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 
 from addon import history
-from addon.bridge import Bridge
+from addon.history import History
+from addon.config import Config
 
 
 @pytest.mark.parametrize("sizes, max_messages, max_bytes, start", [
@@ -39,7 +40,7 @@ def test_finished_flows_keeps_the_most_recent():
 
 
 def test_mitmdump_keeps_the_last_websocket_message_and_no_flows():
-    b = Bridge()
+    b = History()
     with taddons.context(b):
         f = tflow.twebsocketflow()
         for _ in range(3):
@@ -49,14 +50,14 @@ def test_mitmdump_keeps_the_last_websocket_message_and_no_flows():
         assert f.websocket.messages == [last]
         b.websocket_end(f)
         b.response(tflow.tflow(resp=True))
-        assert b.history.web is False and b.history.finished is None
+        assert b.web is False and b.finished is None
 
 
 def test_mitmweb_keeps_recent_messages_and_a_bounded_number_of_flows():
     from mitmproxy.addons.view import View
-    view, b = View(), Bridge()
-    with taddons.context(view, b) as tctx:
-        tctx.configure(b, jupyter_server_ip_or_name="10.0.0.5", jupyter_username="alice",
+    view, config, b = View(), Config(), History()
+    with taddons.context(view, config, b) as tctx:
+        tctx.configure(config, jupyter_server_ip_or_name="10.0.0.5", jupyter_username="alice",
                        jupyter_proxy_web_flows="3", jupyter_proxy_web_ws_messages="2")
         ws = tflow.twebsocketflow()
         view.add([ws])

@@ -1,0 +1,95 @@
+"""A stopped server is a pause: when the hub answers for the user's server, start it once, send the request
+again, and answer with what the server says."""
+
+import weakref
+
+from mitmproxy import http
+
+from addon import hub
+from addon import lifecycle
+from addon import route
+from addon.config import Config
+from addon.rewrite import own_response
+
+
+def from_hub(answer: hub.Answer) -> http.Response:
+    response = http.Response.make(answer.status, b"", [(k.encode(), v.encode("latin-1")) for k, v in answer.headers])
+    response.raw_content = answer.body  # as sent, still in its Content-Encoding
+    response.headers["content-length"] = str(len(answer.body))
+    return response
+
+
+def hub_answered(r: http.Response, base_url: str) -> bool:
+    """The hub answered for the user's server: it is stopped, pending or crashed."""
+    return lifecycle.stopped_answer(r.status_code, r.headers, r.headers.get_all("set-cookie"), base_url)
+
+
+def is_websocket(request: http.Request) -> bool:
+    return request.headers.get("upgrade", "").lower() == "websocket"
+
+
+class Autostart:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.starter: lifecycle.Starter | None = None
+        # mitmproxy reads the hub's body into the flow's response after `responseheaders`, also into an answer
+        # that hook put there: `response` puts the answer's own body back.
+        self.bodies: weakref.WeakKeyDictionary[http.HTTPFlow, bytes] = weakref.WeakKeyDictionary()
+
+    def configure(self, updated: set[str]) -> None:
+        s = self.config.settings
+        if s is not None and self.starter is None:
+            # The start reads the settings when it begins: a renewed token is the one used.
+            self.starter = lifecycle.Starter(
+                lambda: lifecycle.start_and_wait(self.config.hub, self.config.settings), s.start_timeout)
+        elif s is not None:
+            self.starter.timeout = s.start_timeout
+
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """A request that arrives while a start is under way waits for it."""
+        if not flow.live or flow.response or self.starter is None or not self.starter.busy:
+            return
+        try:
+            await self.starter.run()
+        except lifecycle.StartFailed as e:
+            flow.request.stream = False
+            flow.response = own_response(503, str(e))
+
+    async def responseheaders(self, flow: http.HTTPFlow) -> None:
+        s = self.config.settings
+        if not flow.live or flow.response is None or s is None or not hub_answered(flow.response, s.base_url):
+            return
+        replacement = await self._after_start(flow)
+        self.bodies[flow] = replacement.raw_content or b""
+        flow.response = replacement
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if (body := self.bodies.pop(flow, None)) is not None and flow.response:
+            flow.response.raw_content = body
+            flow.response.headers["content-length"] = str(len(body))
+
+    async def _after_start(self, flow: http.HTTPFlow) -> http.Response:
+        s, request = self.config.settings, flow.request
+        if why := lifecycle.cannot_start(s):
+            return own_response(503, why)
+        try:
+            await self.starter.run()
+        except lifecycle.StartFailed as e:
+            return own_response(503, str(e))
+        if request.stream or request.raw_content is None or is_websocket(request):
+            return own_response(503, "Your JupyterHub server was not running; the bridge has started it. "
+                                     "Send the request again (the bridge could not keep this one).")
+        try:
+            answer = await self.config.hub.request(request.method, request.path,
+                                                   list(request.headers.items(multi=True)), request.raw_content)
+        except hub.HubError as e:
+            return own_response(503, f"Your JupyterHub server has been started, but sending the request to it "
+                                     f"failed: {e.message}. Send it again.")
+        r = from_hub(answer)
+        if hub_answered(r, s.base_url):
+            return own_response(503, f"Your JupyterHub server stopped again right after its start: see "
+                                     f"{lifecycle.hub_home(s)}.")
+        if "text/html" in r.headers.get("content-type", ""):
+            # A page: the browser loads it again through the bridge, which removes the hub token from pages.
+            return http.Response.make(307, b"", {"Location": route.to_client_path(request.path, s.prefix)})
+        return r

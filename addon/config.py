@@ -1,0 +1,51 @@
+"""The bridge's options as mitmproxy options, resolved into one frozen Settings and the one Hub client that
+the other addons read from here."""
+
+import logging
+from typing import Optional
+
+from mitmproxy import ctx
+from mitmproxy import exceptions
+
+from addon.hub import Hub
+from addon import settings
+from addon.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Config:
+    settings: Settings | None = None
+    hub: Hub | None = None
+
+    def load(self, loader) -> None:
+        for o in settings.OPTIONS:
+            if o.secret:
+                loader.add_option(o.name, Optional[str], None, f"{o.help} Default: ${o.env}.")
+            else:
+                loader.add_option(o.name, str, o.env_default(), o.help)
+
+    def configure(self, updated: set[str]) -> None:
+        if not updated & settings.OPTION_NAMES:
+            return
+        try:
+            s = settings.resolve({name: getattr(ctx.options, name) for name in settings.OPTION_NAMES})
+        except ValueError as e:
+            raise exceptions.OptionsError(str(e)) from e
+        if not s.username:
+            raise exceptions.OptionsError("JUPYTER_USERNAME is not set: start the bridge with ./run.sh, which "
+                                          "asks the hub whose token JUPYTERHUB_API_TOKEN is, or set it.")
+        self.use(s)
+
+    def use(self, s: Settings) -> None:
+        """Serve with these settings from the next request on (a renewed token, say)."""
+        self.settings, self.hub = s, Hub(s)
+
+    def running(self) -> None:
+        s = self.settings
+        if s and s.hub_token and not s.local_secret:
+            logger.warning("JUPYTER_PROXY_TOKEN is empty: any program of any user on this machine can use "
+                           "your JupyterHub server through the bridge.")
+        if s and not settings.is_loopback(s.listen_host):
+            logger.warning(f"Listening on {s.listen_host!r}, not loopback: others on the network can reach "
+                           "the bridge; it still asks them for its token.")

@@ -1,0 +1,64 @@
+"""Every failed exchange gets one cause and one fix: as the flow's comment and mark (mitmweb), and as one
+warning line per cause and minute in the log."""
+
+import logging
+
+from mitmproxy import http
+from mitmproxy import tls
+
+from addon import diagnose
+from addon.config import Config
+
+logger = logging.getLogger(__name__)
+
+
+def outcome(flow: http.HTTPFlow) -> diagnose.Answer:
+    """A failed flow's response as the diagnosis reads it."""
+    r = flow.response
+    assert r is not None
+    body = r.get_text(strict=False)[:8192] if r.content else ""
+    return diagnose.Answer(r.status_code, r.headers, body or "", method=flow.request.method,
+                           websocket=flow.request.headers.get("upgrade", "").lower() == "websocket",
+                           credential="authorization" in flow.request.headers,
+                           origin="origin" in flow.request.headers)
+
+
+class Diagnosis:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.warned = diagnose.Once()  # one log line per cause and minute: IDEs retry in a loop
+        self.hub_cert = None  # (address, certificate) of the last failed TLS handshake
+
+    def tls_failed_server(self, data: tls.TlsData) -> None:
+        # OpenSSL keeps the chain it did not trust: the diagnosis names its issuer and names.
+        chain = data.ssl_conn.get_peer_cert_chain() if data.ssl_conn else None
+        if chain:
+            self.hub_cert = (data.conn.address, chain[0].to_cryptography())
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if flow.response.status_code >= 300:
+            self._diagnose(flow, outcome(flow))
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None and flow.error:
+            self._diagnose(flow, diagnose.Answer(None, error=flow.error.msg, method=flow.request.method))
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        last = flow.websocket.messages[-1]
+        if not last.from_client and (at := last.content.find(diagnose.IOPUB_MARK)) >= 0:
+            text = last.content[at:at + 600].decode(errors="replace")
+            self._diagnose(flow, diagnose.Answer(101, body=text, websocket=True))
+
+    def _diagnose(self, flow: http.HTTPFlow, answer: diagnose.Answer) -> None:
+        if self.config.settings is None:
+            return
+        address, cert = self.hub_cert or (None, None)
+        facts = diagnose.facts(self.config.settings,
+                               cert if address == (flow.request.host, flow.request.port) else None)
+        found = diagnose.diagnose(answer, facts)
+        if found is None:
+            return
+        flow.comment = found.text
+        flow.marked = ":warning:"
+        if self.warned(found.key):
+            logger.warning(f"{flow.request.method} {flow.request.path}: {found.text}")

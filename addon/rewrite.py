@@ -1,0 +1,94 @@
+"""The bridge's rewriting of each exchange: a request on its way up (guard, route, credentials), the answer on
+its way back (Location, cookies, the hub token out of pages), and what stays of both in a flow."""
+
+import json
+
+from mitmproxy import http
+from mitmproxy.proxy import server_hooks
+
+from addon import credentials
+from addon import diagnose
+from addon import forward
+from addon import guard
+from addon import route
+from addon.config import Config
+
+
+def own_response(status: int, message: str) -> http.Response:
+    """An answer the bridge gives itself, as Jupyter's JSON errors look."""
+    return http.Response.make(status, json.dumps({"message": message}),
+                              {"Content-Type": "application/json", "Server": diagnose.OWN_SERVER})
+
+
+class RewriteRequest:
+    """Who may use the bridge, and where and with which credential a request goes upstream."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        s = self.config.settings
+        if s and data.server.address == (s.server_host, s.server_port):
+            data.server.sni = s.tls_name  # one field sets both the SNI and the name verified
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        s = self.config.settings
+        if not flow.live or flow.response or s is None:
+            return
+        try:
+            plan = forward.request_changes(flow.request.path, flow.request.headers, s)
+        except route.Refused as refused:
+            flow.request.stream = False  # mitmproxy cannot answer a request it already streams
+            flow.response = own_response(refused.status, refused.message)
+            return
+        flow.request.path = plan.target
+        for name, value in plan.headers.items():
+            if value is None:
+                flow.request.headers.pop(name, None)
+            else:
+                flow.request.headers[name] = value
+        if plan.set_cookie:
+            flow.metadata["bridge_set_cookie"] = plan.set_cookie
+
+
+class RewriteResponse:
+    """Answers as a client of the bridge must see them: its own URLs, and no hub token."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        s = self.config.settings
+        if not flow.live or flow.response is None or s is None:
+            return
+        headers = flow.response.headers
+        if "location" in headers:
+            headers["location"] = route.rewrite_location(headers["location"], s.prefix, s.hub_origins)
+        if cookies := headers.get_all("set-cookie"):
+            headers.set_all("set-cookie", [route.rewrite_set_cookie(c, s.prefix) for c in cookies])
+        if cookie := flow.metadata.get("bridge_set_cookie"):
+            headers.add("set-cookie", cookie)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        s = self.config.settings
+        if s and s.hub_token and "text/html" in flow.response.headers.get("content-type", "") and flow.response.content:
+            # JupyterHub writes the token that authenticated a page into its page config.
+            flow.response.content = flow.response.content.replace(s.hub_token.encode(), b"")
+
+
+class Redact:
+    """The request has gone upstream (or was refused): what stays in the flow (mitmweb, `-w` files, the log)
+    needs no usable token."""
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        redact(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        redact(flow)
+
+
+def redact(flow: http.HTTPFlow) -> None:
+    if auth := flow.request.headers.get("authorization"):
+        flow.request.headers["authorization"] = guard.redact_authorization(auth)
+    if "token" in flow.request.path:
+        flow.request.path = credentials.redact_query_tokens(flow.request.path)

@@ -1,0 +1,246 @@
+"""The addons of addon/main.py, each in mitmproxy's test context: their hooks, early returns and waits."""
+
+import json
+import socket
+
+import pytest
+from mitmproxy import exceptions
+from mitmproxy.proxy import server_hooks
+from mitmproxy.test import taddons
+from mitmproxy.test import tflow
+from mitmproxy.test import tutils
+
+from addon.autostart import Autostart
+from addon.config import Config
+from addon.diagnosis import Diagnosis
+from addon.history import History
+from addon.rewrite import Redact
+from addon.rewrite import RewriteRequest
+from addon.rewrite import RewriteResponse
+
+OPTIONS = dict(jupyter_server_ip_or_name="10.0.0.5", jupyter_server_port="8443", jupyter_username="alice",
+               jupyter_proxy_port="8000", jupyter_cluster_ca_cert="./my_sslca.cert",
+               jupyter_proxy_token="local-secret", jupyterhub_api_token="")
+
+
+@pytest.fixture
+def config():
+    c = Config()
+    with taddons.context(c) as tctx:
+        tctx.configure(c, **OPTIONS)
+        yield c
+
+
+def request_flow(path, **headers):
+    f = tflow.tflow(req=tutils.treq(host="10.0.0.5", port=8443, path=path.encode(), headers=()))
+    headers.setdefault("Host", "127.0.0.1:8000")
+    for name, value in headers.items():
+        f.request.headers[name.replace("_", "-")] = value
+    return f
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Config
+
+def test_bad_option_raises_an_options_error_with_the_fix():
+    c = Config()
+    with taddons.context(c) as tctx:
+        tctx.configure(c, **OPTIONS)
+        with pytest.raises(exceptions.OptionsError, match="not a port: use a number"):
+            tctx.configure(c, jupyter_server_port="http")
+        assert c.settings.server_port == 8443 and c.hub.settings is c.settings
+
+
+def test_a_user_name_is_required_inside_mitmproxy():
+    c = Config()
+    with taddons.context(c) as tctx:
+        tctx.configure(c, **OPTIONS)
+        with pytest.raises(exceptions.OptionsError, match="JUPYTER_USERNAME is not set"):
+            tctx.configure(c, jupyter_username="", jupyterhub_api_token="hub-token")
+
+
+# RewriteRequest
+
+def test_prefix_host_and_token_move(config):
+    f = request_flow("/api/kernels/k1/channels?session_id=s&token=T1", Host="127.0.0.1:8000")
+    RewriteRequest(config).requestheaders(f)
+    assert f.request.path == "/user/alice/api/kernels/k1/channels?session_id=s"
+    assert f.request.headers["Authorization"] == "token T1"
+    assert f.request.headers["Host"] == "jupyterhub:8443"
+    assert f.response is None
+
+
+def test_client_authorization_passes_unchanged(config):
+    f = request_flow("/api/status?token=URL", Authorization="token HEADER")
+    RewriteRequest(config).requestheaders(f)
+    assert f.request.headers["Authorization"] == "token HEADER"
+    assert f.request.path == "/user/alice/api/status"
+
+
+def test_own_origin_is_rewritten_and_a_foreign_one_refused(config):
+    rewrite = RewriteRequest(config)
+    own = request_flow("/api/status", Origin="http://localhost:8000", Referer="http://localhost:8000/lab")
+    rewrite.requestheaders(own)
+    assert own.request.headers["Origin"] == "https://jupyterhub:8443"
+    assert own.request.headers["Referer"] == "https://jupyterhub:8443/user/alice/lab"
+    foreign = request_flow("/api/status", Origin="https://evil.example")
+    rewrite.requestheaders(foreign)
+    assert foreign.response.status_code == 403
+
+
+@pytest.mark.parametrize("path, status", [("/api/../../hub/api/user", 400), ("/hub/api/users", 404)])
+def test_refused_paths_get_a_json_answer_and_never_go_upstream(config, path, status):
+    f = request_flow(path)
+    f.request.stream = True
+    RewriteRequest(config).requestheaders(f)
+    assert f.response.status_code == status
+    assert "message" in json.loads(f.response.content)
+    assert f.request.stream is False
+    assert f.request.path == path
+
+
+def test_requests_that_are_not_live_or_answered_are_left_alone(config):
+    rewrite = RewriteRequest(config)
+    replayed = request_flow("/api/status")
+    replayed.live = False
+    answered = request_flow("/api/status")
+    answered.response = tutils.tresp()
+    for f in (replayed, answered):
+        rewrite.requestheaders(f)
+        assert f.request.path == "/api/status" and "Authorization" not in f.request.headers
+
+
+def test_server_connect_sends_the_tls_name_to_the_hub_only(config):
+    rewrite = RewriteRequest(config)
+    hub = server_hooks.ServerConnectionHookData(server=tflow.tserver_conn(), client=tflow.tclient_conn())
+    hub.server.address = ("10.0.0.5", 8443)
+    rewrite.server_connect(hub)
+    assert hub.server.sni == "jupyterhub"
+    other = server_hooks.ServerConnectionHookData(server=tflow.tserver_conn(), client=tflow.tclient_conn())
+    other.server.address = ("10.0.0.6", 8443)
+    other.server.sni = "x"
+    rewrite.server_connect(other)
+    assert other.server.sni == "x"
+
+
+# RewriteResponse
+
+def test_location_and_cookies_come_back_unprefixed(config):
+    f = request_flow("/")
+    f.response = tutils.tresp(status_code=302, headers=())
+    f.response.headers["Location"] = "https://jupyterhub:8443/user/alice/lab?"
+    f.response.headers.add("Set-Cookie", "_xsrf=x; Path=/user/alice/")
+    f.response.headers.add("Set-Cookie", "other=y; Path=/hub/")
+    RewriteResponse(config).responseheaders(f)
+    assert f.response.headers["Location"] == "/lab?"
+    assert f.response.headers.get_all("Set-Cookie") == ["_xsrf=x; Path=/", "other=y; Path=/hub/"]
+
+
+def test_the_hub_token_leaves_pages_only(tmp_path):
+    c = Config()
+    with taddons.context(c) as tctx:
+        tctx.configure(c, **{**OPTIONS, "jupyterhub_api_token": "HUBTOKEN123"})
+        page = request_flow("/lab")
+        page.response = tutils.tresp(content=b'{"token": "HUBTOKEN123"}', headers=())
+        page.response.headers["Content-Type"] = "text/html; charset=utf-8"
+        data = request_flow("/api/contents/x")
+        data.response = tutils.tresp(content=b'{"content": "HUBTOKEN123"}', headers=())
+        data.response.headers["Content-Type"] = "application/json"
+        for f in (page, data):
+            RewriteResponse(c).response(f)
+        assert page.response.content == b'{"token": ""}'
+        assert data.response.content == b'{"content": "HUBTOKEN123"}'
+
+
+# Redact
+
+def test_redact_leaves_four_characters_of_each_token():
+    f = request_flow("/api/status?token=ABCDEFGHIJKL", Authorization="token 0123456789abcdef")
+    f.response = tutils.tresp()
+    Redact().response(f)
+    assert f.request.headers["Authorization"] == "token …cdef"
+    assert f.request.path == "/api/status?token=%E2%80%A6IJKL"
+    failed = request_flow("/x", Authorization="token 0123456789abcdef")
+    Redact().error(failed)
+    assert failed.request.headers["Authorization"] == "token …cdef"
+
+
+# Autostart
+
+def hub_redirect(f):
+    f.response = tutils.tresp(status_code=302, headers=())
+    f.response.headers["Location"] = "/hub/user/alice/api/status"
+    return f
+
+
+async def test_autostart_leaves_the_servers_own_answers_alone(config):
+    autostart = Autostart(config)
+    autostart.configure(set())
+    f = request_flow("/api/status")
+    f.response = tutils.tresp(status_code=200)
+    await autostart.requestheaders(f)
+    await autostart.responseheaders(f)
+    autostart.response(f)
+    assert f.response.status_code == 200 and not autostart.starter.busy
+
+
+async def test_without_a_hub_token_a_stopped_server_is_a_503_with_the_fix(config):
+    autostart = Autostart(config)
+    autostart.configure(set())
+    f = hub_redirect(request_flow("/user/alice/api/status"))
+    await autostart.responseheaders(f)
+    f.response.content = b"the hub's body, read after the hook"  # what mitmproxy does next
+    autostart.response(f)
+    assert f.response.status_code == 503
+    assert "give the bridge a hub token" in json.loads(f.response.content)["message"]
+
+
+async def test_a_start_that_cannot_reach_the_hub_answers_every_waiting_request():
+    c = Config()
+    with taddons.context(c) as tctx:
+        tctx.configure(c, **{**OPTIONS, "jupyter_server_ip_or_name": "127.0.0.1",
+                             "jupyter_server_port": str(closed_port()), "jupyterhub_api_token": "hub-token"})
+        autostart = Autostart(c)
+        autostart.configure(set())
+        first = hub_redirect(request_flow("/user/alice/api/status"))
+        await autostart.responseheaders(first)
+        assert first.response.status_code == 503
+        assert "could not start it" in json.loads(first.response.content)["message"]
+        assert not autostart.starter.busy
+        waiting = request_flow("/api/status")
+        await autostart.requestheaders(waiting)  # no start under way: passes at once
+        assert waiting.response is None
+
+
+# Diagnosis
+
+def test_a_failed_exchange_gets_a_comment_and_a_mark(config):
+    diagnosis = Diagnosis(config)
+    f = request_flow("/user/alice/api/status")
+    f.response = tutils.tresp(status_code=424, content=b'{"message": "no longer running"}', headers=())
+    diagnosis.response(f)
+    assert "not running" in f.comment and f.marked
+    ok = request_flow("/user/alice/api/status")
+    ok.response = tutils.tresp(status_code=200)
+    diagnosis.response(ok)
+    assert not ok.comment and not ok.marked
+
+
+def test_a_failed_connection_is_diagnosed(config):
+    f = request_flow("/api/status")
+    f.error = tflow.terr("[Errno 111] Connect call failed ('10.0.0.5', 8443)")
+    Diagnosis(config).error(f)
+    assert "Nothing accepts connections at 10.0.0.5:8443" in f.comment
+
+
+def test_iopub_rate_limit_is_diagnosed_on_the_websocket(config):
+    f = tflow.twebsocketflow()
+    f.websocket.messages[-1].from_client = False
+    f.websocket.messages[-1].content = b'{"text": "IOPub data rate exceeded. iopub_data_rate_limit=1000000.0"}'
+    Diagnosis(config).websocket_message(f)
+    assert "1000000 bytes/s" in f.comment
