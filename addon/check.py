@@ -3,16 +3,14 @@
 Prints a checklist (✓ passed, ✗ failed with its fix, – skipped) and stops with exit status 1 at the first
 failure that would stop the IDE. It dials the hub itself, the way the bridge does: the bridge need not run."""
 
+import asyncio
 import dataclasses
-import http.client
-import json
 import os
-import socket
-import ssl
 import sys
-from email.message import Message
+from urllib.parse import quote
 
 from cryptography import x509
+from mitmproxy.http import Headers  # case-insensitive, as the bridge's request headers are
 
 from addon import credentials
 from addon import diagnose
@@ -32,11 +30,14 @@ class Failed(Exception):
         self.what, self.fix, self.details = what, fix, details
 
 
-def dial(s: Settings) -> socket.socket:
-    try:
-        return socket.create_connection((s.server_host, s.server_port), timeout=TIMEOUT)
-    except OSError as e:
-        raise failure(diagnose.Answer(None, error=str(e) or type(e).__name__), s) from e
+@dataclasses.dataclass
+class Checklist:
+    """What the steps learn on the way: the settings (with the token's owner once known), the token's scopes,
+    whether the server is up to answer."""
+    s: Settings
+    hub: hub.Hub
+    scopes: frozenset[str] = frozenset()
+    server_down: bool = False
 
 
 def failure(answer: diagnose.Answer, s: Settings, cert: x509.Certificate | None = None) -> Failed:
@@ -52,125 +53,126 @@ def failure(answer: diagnose.Answer, s: Settings, cert: x509.Certificate | None 
     return Failed(found.cause, found.fix, details)
 
 
-def unverified_certificate(s: Settings) -> x509.Certificate | None:
-    """The certificate the hub presents, read without trusting it, to say why it is not trusted."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+def granting(scopes: tuple[str, ...], owner: str, server: str) -> frozenset[str]:
+    """The scopes, as the hub lists a token's, that grant one of `scopes` on `owner`'s server: unfiltered, or
+    filtered to the owner or to the server."""
+    return frozenset(f"{scope}{only}" for scope in scopes for only in ("", f"!user={owner}",
+                                                                        f"!server={owner}/{server}"))
+
+
+async def check_address(c: Checklist) -> str:
+    s = c.s
     try:
-        with ctx.wrap_socket(dial(s), server_hostname=s.tls_name) as tls:
-            der = tls.getpeercert(binary_form=True)
-    except (OSError, Failed):
-        return None
-    return x509.load_der_x509_certificate(der) if der else None
-
-
-class HubConnection(http.client.HTTPSConnection):
-    """HTTPS to the hub's address, with the TLS name for SNI and verification (the address may be an IP)."""
-
-    def __init__(self, s: Settings) -> None:
-        super().__init__(s.server_host, s.server_port, timeout=TIMEOUT, context=hub.tls_context(s))
-        self.settings = s
-
-    def connect(self) -> None:
-        self.sock = self._context.wrap_socket(dial(self.settings), server_hostname=self.settings.tls_name)
-
-
-def fetch(s: Settings, path: str, headers: dict[str, str]) -> tuple[int, http.client.HTTPMessage, str]:
-    conn = HubConnection(s)
-    try:
-        conn.request("GET", path, headers={"Host": s.hub_authority, **headers})
-        r = conn.getresponse()
-        return r.status, r.headers, r.read(65536).decode(errors="replace")
-    finally:
-        conn.close()
-
-
-def hub_api(s: Settings, path: str) -> tuple[int, dict]:
-    auth = {"Authorization": f"token {s.hub_token}"} if s.hub_token else {}
-    status, _, body = fetch(s, f"{s.base_url}hub/api{path}", auth)
-    try:
-        return status, json.loads(body)
-    except ValueError:
-        return status, {}
-
-
-def check_address(s: Settings) -> str:
-    try:
-        found = socket.getaddrinfo(s.server_host, s.server_port, type=socket.SOCK_STREAM)
-    except OSError as e:
-        raise failure(diagnose.Answer(None, error=str(e)), s) from e
-    dial(s).close()
+        found = await asyncio.get_running_loop().getaddrinfo(s.server_host, s.server_port)
+        _, writer = await asyncio.wait_for(asyncio.open_connection(s.server_host, s.server_port), TIMEOUT)
+    except (OSError, TimeoutError) as e:
+        raise failure(diagnose.Answer(None, error=str(e) or "timed out"), s) from e
+    writer.close()
     return f"{s.server_host} resolves to {found[0][4][0]} and accepts TCP on port {s.server_port}"
 
 
-def check_tls(s: Settings) -> str:
+async def check_tls(c: Checklist) -> str:
     try:
-        with hub.tls_context(s).wrap_socket(dial(s), server_hostname=s.tls_name) as tls:
-            cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-    except ssl.SSLError as e:
-        raise failure(diagnose.Answer(None, error=str(e)), s, unverified_certificate(s)) from e
-    c = diagnose.describe(cert)
-    return (f"TLS verified for '{s.tls_name}' with {s.ca_file or 'the system trust store'} "
-            f"(issuer {c.issuer}, valid until {c.not_after})")
+        cert = await c.hub.handshake()
+    except hub.HubError as e:
+        try:
+            unverified = await c.hub.handshake(verify=False)
+        except hub.HubError:
+            unverified = None
+        raise failure(diagnose.Answer(None, error=e.message), c.s, unverified) from e
+    about = diagnose.describe(cert)
+    return (f"TLS verified for '{c.s.tls_name}' with {c.s.ca_file or 'the system trust store'} "
+            f"(issuer {about.issuer}, valid until {about.not_after})")
 
 
-def check_hub(s: Settings) -> str:
-    status, body = hub_api(s, "")
-    if status != 200 or "version" not in body:
-        raise Failed(f"{s.dial_url}{s.base_url.lstrip('/')}hub/api answered {status}, not JupyterHub's version.",
+async def check_hub(c: Checklist) -> str:
+    s = c.s
+    answer = await c.hub.api("GET", "")
+    if answer.status != 200 or "version" not in answer.json():
+        raise Failed(f"The hub at {s.dial_url} answered {answer.status} for {s.base_url}hub/api, not JupyterHub's "
+                     "version.",
                      "Check JUPYTERHUB_BASE_URL (e.g. /jupyter/ when the hub lives under a prefix) and the port.")
-    return f"JupyterHub {body['version']} answers at {s.base_url}hub/api"
+    return f"JupyterHub {answer.json()['version']} answers at {s.base_url}hub/api"
 
 
-def check_token(s: Settings) -> str:
-    status, me = hub_api(s, "/user")
+async def check_token(c: Checklist) -> str:
+    s = c.s
+    answer = await c.hub.api("GET", "/user")
     tail = credentials.redact(s.hub_token or "")
-    if status != 200:
-        raise Failed(f"The hub rejected JUPYTERHUB_API_TOKEN ({tail}): it is wrong, expired or revoked ({status}).",
+    if answer.status != 200:
+        raise Failed(f"The hub rejected JUPYTERHUB_API_TOKEN ({tail}): it is wrong, expired or revoked "
+                     f"({answer.status}).",
                      "Create a new token on the hub's Token page and set JUPYTERHUB_API_TOKEN to it.")
-    owner, scopes = me.get("name"), me.get("scopes", [])
+    me = answer.json()
+    owner, c.scopes = me.get("name"), frozenset(me.get("scopes", []))
     if s.username and owner != s.username:
         raise Failed(f"The token ({tail}) belongs to '{owner}', not to JUPYTER_USERNAME '{s.username}'.",
                      f"Set JUPYTER_USERNAME={owner}, or use a token of '{s.username}'.")
-    allowed = {"access:servers", f"access:servers!user={owner}", f"access:servers!server={owner}/{s.named_server}"}
-    if not allowed & set(scopes):
+    c.s = s = dataclasses.replace(s, username=owner)  # the bridge, too, uses the token's owner when none is set
+    if not granting(("access:servers",), owner, s.named_server) & c.scopes:
         raise Failed(f"The token ({tail}) of '{owner}' lacks the scope access:servers (it has: "
-                     f"{', '.join(sorted(scopes)) or 'none'}), so your server refuses it.",
+                     f"{', '.join(sorted(c.scopes)) or 'none'}), so your server refuses it.",
                      "Create a token without limiting its scopes, or with access:servers!user=<you>.")
-    status, token = hub_api(s, f"/users/{owner}/tokens/{me.get('token_id')}")
-    expires = (token.get("expires_at") or "never") if status == 200 else "unknown (no read:tokens scope)"
+    answer = await c.hub.api("GET", f"/users/{quote(owner, safe='')}/tokens/{me.get('token_id')}")
+    expires = (answer.json().get("expires_at") or "never") if answer.status == 200 else \
+        "unknown (no read:tokens scope)"
     return f"token {tail} of '{owner}' is valid, may access servers, expires {expires}"
 
 
-def check_server(s: Settings) -> str:
-    status, user = hub_api(s, f"/users/{s.username}")
-    if status != 200:
-        return f"– server state unknown: the token may not read it ({status})"
+def cannot_start(c: Checklist) -> str | None:
+    """Why the bridge could not start a stopped server, or None when it will start it."""
+    if not c.s.autostart:
+        return "JUPYTER_AUTOSTART is off"
+    if not granting(("servers", "start:servers"), c.s.username, c.s.named_server) & c.scopes:
+        return f"the token ({credentials.redact(c.s.hub_token or '')}) lacks the scope start:servers"
+    return None
+
+
+async def check_server(c: Checklist) -> str:
+    s = c.s
+    answer = await c.hub.api("GET", f"/users/{quote(s.username, safe='')}")
+    servers = answer.json().get("servers")
+    if answer.status != 200 or servers is None:
+        why = answer.status if answer.status != 200 else "no read:servers scope"
+        return f"– server state unknown: the token may not read it ({why})"
     name = f"'{s.named_server}'" if s.named_server else "default"
-    server = user.get("servers", {}).get(s.named_server)
-    if not server:
-        raise Failed(f"Your {name} server is stopped (or its last start failed).",
-                     f"Start it on {s.dial_url}{s.base_url.lstrip('/')}hub/home, then run this check again.")
-    if server.get("pending") or not server.get("ready"):
-        raise Failed(f"Your {name} server is {server.get('pending') or 'not ready'} (pending).",
-                     "Wait until it has started (a minute or two), then run this check again.")
-    return f"your {name} server is running at {server.get('url')}"
+    server = servers.get(s.named_server) or {}
+    if server.get("ready"):
+        return f"your {name} server is running at {server.get('url')}"
+    c.server_down, why_not, pending = True, cannot_start(c), server.get("pending")
+    if pending and pending != "stop":
+        then = "the bridge waits for it" if why_not is None else "wait a minute or two"
+        return f"– your {name} server is starting (pending {pending}): {then}"
+    if why_not:
+        raise Failed(f"Your {name} server is stopped (or its last start failed), and the bridge will not start it: "
+                     f"{why_not}.",
+                     f"Start it on {s.hub_home}, then run this check again; or let the bridge start it "
+                     "(JUPYTER_AUTOSTART=true and a token with the scope start:servers!user=<you>).")
+    return f"– your {name} server is stopped: the bridge will start it on the IDE's first request"
 
 
-def check_kernelspecs(s: Settings) -> str:
-    headers = Message()  # looked up case-insensitively, as the bridge's request headers are
-    headers["Host"] = f"127.0.0.1:{s.listen_port}"
+async def check_kernelspecs(c: Checklist) -> str:
+    s = c.s
+    if c.server_down:
+        return "– /api/kernelspecs not checked: your server is not running, so there is nothing to ask yet"
+    headers = Headers(host=f"127.0.0.1:{s.listen_port}")
     if s.local_secret:
         headers["Authorization"] = f"token {s.local_secret}"
     try:
         plan = forward.request_changes("/api/kernelspecs", headers, s)
     except route.Refused as e:
         raise Failed(e.message, "Check the settings above.") from e
-    sent = {k: v for k, v in plan.headers.items() if v is not None}
-    status, response_headers, body = fetch(s, plan.target, sent)
-    if status != 200:
-        raise failure(diagnose.Answer(status, response_headers, body, credential="Authorization" in sent), s)
-    specs = json.loads(body)
+    for name, value in plan.headers.items():  # applied as the bridge applies its plan
+        if value is None:
+            headers.pop(name, None)
+        else:
+            headers[name] = value
+    answer = await asyncio.wait_for(c.hub.request("GET", plan.target, list(headers.items())), hub.API_TIMEOUT)
+    if answer.status != 200:
+        got = Headers([(k.encode(), v.encode()) for k, v in answer.headers])
+        raise failure(diagnose.Answer(answer.status, got, answer.body.decode(errors="replace"),
+                                      credential="Authorization" in headers), s)
+    specs = answer.json()
     return f"/api/kernelspecs answers through the bridge's code path: {', '.join(specs['kernelspecs'])} " \
            f"(default {specs.get('default')})"
 
@@ -181,21 +183,26 @@ def paste_url(s: Settings, environ=os.environ) -> str:
     return launch.connect_url(s)
 
 
-def run(s: Settings) -> int:
+def report(f: Failed) -> int:
+    print(f"✗ {f.what}")
+    for detail in f.details:
+        print(f"    {detail}")
+    print(f"    fix: {f.fix}")
+    return 1
+
+
+async def run(s: Settings) -> int:
+    c = Checklist(s, hub.Hub(s))
     steps = [check_address, check_tls, check_hub]
     steps += [check_token, check_server, check_kernelspecs] if s.hub_token else []
     for step in steps:
         try:
-            line = step(s)
+            line = await step(c)
         except Failed as f:
-            print(f"✗ {f.what}")
-            for detail in f.details:
-                print(f"    {detail}")
-            print(f"    fix: {f.fix}")
-            return 1
+            return report(f)
+        except (hub.HubError, TimeoutError) as e:  # the hub stopped answering half-way
+            return report(failure(diagnose.Answer(None, error=str(e) or "timed out"), c.s))
         print(line if line.startswith("– ") else f"✓ {line}")
-        if step is check_token and not s.username:  # the bridge, too, uses the token's owner then
-            s = dataclasses.replace(s, username=hub_api(s, "/user")[1]["name"])
     if not s.hub_token:
         print("– token, server state and /api/kernelspecs not checked: JUPYTERHUB_API_TOKEN is not set, "
               "the IDE brings its own hub token")
@@ -204,8 +211,12 @@ def run(s: Settings) -> int:
 
 
 def main(argv: list[str]) -> int:
+    if {"-h", "--help"} & set(argv):
+        print("usage: ./run.sh check [--set option=value ...]\n\n" + __doc__.split("\n\n", 1)[1]
+              + "\n\nThe settings it checks: ./run.sh help")
+        return 0
     try:
-        s = settings.from_environment(overrides=launch.set_overrides(argv))
+        s = settings.from_environment(os.environ, launch.set_overrides(argv))
     except ValueError as e:
         print(f"✗ settings: {e}")
         return 1
@@ -213,7 +224,7 @@ def main(argv: list[str]) -> int:
     user = f"user '{s.username}'" if s.username else "the hub token's owner"
     print(f"✓ settings: {server}{user} on {s.dial_url} (TLS name '{s.tls_name}'), "
           f"base URL {s.base_url}")
-    return run(s)
+    return asyncio.run(run(s))
 
 
 if __name__ == "__main__":

@@ -236,4 +236,4 @@ def facts(s: Settings, cert: x509.Certificate | None = None) -> Facts:
     address = f"{host_in_url(s.server_host)}:{s.server_port}"
     return Facts(address=address, host=s.server_host, tls_name=s.tls_name,
                  ca_file=s.ca_file or "the system trust store", ca_subject=ca_subject,
-                 hub_home=f"https://{address}{s.base_url}hub/home", cert=describe(cert) if cert else None)
+                 hub_home=s.hub_home, cert=describe(cert) if cert else None)

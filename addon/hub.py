@@ -1,6 +1,9 @@
-"""The JupyterHub REST API as the bridge uses it: who owns the token, start a server, follow its progress,
-and send one request to the hub's public side again. asyncio with stdlib ssl and h11 (both already in
-mitmproxy's runtime), so that waiting never blocks mitmproxy's event loop."""
+"""The JupyterHub REST API as the bridge and `./run.sh check` use it: who owns the token, start a server, follow
+its progress, send one request to the hub's public side again, and the certificate the hub presents. asyncio with
+stdlib ssl and h11 (both already in mitmproxy's runtime), so that waiting never blocks mitmproxy's event loop.
+The runtime's only maintained HTTP client, tornado's AsyncHTTPClient, could dial the IP under the TLS name
+(hostname_mapping), but it hands a streamed body only to a callback and never shows the peer certificate, so it
+would not make this module shorter; httpx and aiohttp are not in the runtime."""
 
 import asyncio
 import json
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import h11
+from cryptography import x509
 
 from addon.settings import Settings
 
@@ -36,6 +40,14 @@ class Answer:
     reason: str
     headers: list[tuple[str, str]]  # without hop-by-hop headers
     body: bytes
+
+    def json(self) -> dict:
+        """The body as a JSON object; {} when it is not one (an HTML error page, an empty body)."""
+        try:
+            found = json.loads(self.body)
+        except ValueError:
+            return {}
+        return found if isinstance(found, dict) else {}
 
 
 def tls_context(s: Settings) -> ssl.SSLContext:
@@ -82,14 +94,19 @@ class Hub:
         self.settings = s
         self.tls = tls_context(s)
 
+    async def _connect(self, tls: ssl.SSLContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        s = self.settings
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(
+                s.server_host, s.server_port, ssl=tls, server_hostname=s.tls_name), CONNECT_TIMEOUT)
+        except ssl.SSLError as e:
+            raise HubError(0, f"the TLS handshake with the hub at {s.dial_url} failed: {e}") from e
+        except (OSError, TimeoutError) as e:
+            raise HubError(0, f"cannot reach the hub at {s.dial_url}: {e or 'timed out'}") from e
+
     async def _exchange(self, method: str, target: str, headers: list[tuple[str, str]],
                         body: bytes = b"") -> AsyncIterator[h11.Response | h11.Data]:
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(
-                self.settings.server_host, self.settings.server_port, ssl=self.tls,
-                server_hostname=self.settings.tls_name), CONNECT_TIMEOUT)
-        except (OSError, TimeoutError) as e:
-            raise HubError(0, f"cannot reach the hub at {self.settings.dial_url}: {e or 'timed out'}") from e
+        reader, writer = await self._connect(self.tls)
         try:
             conn = h11.Connection(h11.CLIENT)
             headers = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP] + [("Connection", "close")]
@@ -123,16 +140,34 @@ class Hub:
         kept = [(k.decode(), v.decode("latin-1")) for k, v in head.headers if k.decode().lower() not in HOP_BY_HOP]
         return Answer(head.status_code, head.reason.decode(), kept, b"".join(chunks))
 
-    def _api_headers(self) -> list[tuple[str, str]]:
-        return [("Host", self.settings.hub_authority), ("Authorization", f"token {self.settings.hub_token}"),
-                ("Accept", "application/json")]
+    async def handshake(self, verify: bool = True) -> x509.Certificate:
+        """The certificate the hub presents: verified as the bridge verifies it, or (verify=False) read without
+        trusting it, to say why it is not trusted. Raises HubError(0) when the connection or handshake fails."""
+        tls = self.tls
+        if not verify:
+            tls = ssl.create_default_context()
+            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+        _, writer = await self._connect(tls)
+        try:
+            return x509.load_der_x509_certificate(writer.get_extra_info("ssl_object").getpeercert(binary_form=True))
+        finally:
+            writer.close()
 
-    async def _api(self, method: str, path: str, ok: tuple[int, ...] = (200,)) -> Answer:
+    def _api_headers(self) -> list[tuple[str, str]]:
+        token = [("Authorization", f"token {self.settings.hub_token}")] if self.settings.hub_token else []
+        return [("Host", self.settings.hub_authority), *token, ("Accept", "application/json")]
+
+    async def api(self, method: str, path: str) -> Answer:
+        """One call of the hub's REST API with the bridge's token (if any), its refusals included; raises
+        HubError(0) only when the hub does not answer."""
         target = f"{self.settings.base_url}hub/api{path}"
         try:
-            answer = await asyncio.wait_for(self.request(method, target, self._api_headers()), API_TIMEOUT)
+            return await asyncio.wait_for(self.request(method, target, self._api_headers()), API_TIMEOUT)
         except TimeoutError:
             raise HubError(0, f"the hub did not answer {method} {target} within {API_TIMEOUT:g} s") from None
+
+    async def _api(self, method: str, path: str, ok: tuple[int, ...] = (200,)) -> Answer:
+        answer = await self.api(method, path)
         if answer.status not in ok:
             raise HubError(answer.status, hub_message(answer.status, answer.body))
         return answer

@@ -36,18 +36,18 @@ def stopped_answer(status: int, headers: Mapping[str, str], set_cookies: list[st
     return status == 403 and html and any(f"path={hub}" in c.lower().replace(" ", "") for c in set_cookies)
 
 
-def hub_home(s: Settings) -> str:
-    return f"{s.hub_origin}{s.base_url}hub/home"
+def hub_home(s: Settings) -> str:  # until addon/autostart.py reads s.hub_home itself
+    return s.hub_home
 
 
 def cannot_start(s: Settings) -> str | None:
     """Why the bridge will not start the server itself, or None when it will."""
     if not s.hub_token:
-        return (f"Your JupyterHub server is not running. Start it at {hub_home(s)}, or give the bridge a hub token "
+        return (f"Your JupyterHub server is not running. Start it at {s.hub_home}, or give the bridge a hub token "
                 "(JUPYTERHUB_API_TOKEN, with the 'start:servers' scope; 'servers' before JupyterHub 6) so that it "
                 "starts the server itself.")
     if not s.autostart:
-        return (f"Your JupyterHub server is not running and JUPYTER_AUTOSTART is off. Start it at {hub_home(s)}, "
+        return (f"Your JupyterHub server is not running and JUPYTER_AUTOSTART is off. Start it at {s.hub_home}, "
                 "or turn JUPYTER_AUTOSTART on.")
     return None
 
@@ -55,10 +55,10 @@ def cannot_start(s: Settings) -> str | None:
 def refusal(e: HubError, s: Settings) -> str:
     if e.status == 403:
         return (f"The hub refused to start your server: {e.message}. The bridge's token (JUPYTERHUB_API_TOKEN) "
-                f"needs the 'start:servers' scope (JupyterHub 6; 'servers' before). Or start it at {hub_home(s)}.")
+                f"needs the 'start:servers' scope (JupyterHub 6; 'servers' before). Or start it at {s.hub_home}.")
     if e.status == 0:
         return f"Your JupyterHub server is not running and the bridge could not start it: {e.message}. Retry later."
-    return f"The hub could not start your server: {e.message}. See {hub_home(s)}."
+    return f"The hub could not start your server: {e.message}. See {s.hub_home}."
 
 
 def report(event: dict) -> None:

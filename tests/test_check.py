@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import time
 import uuid
 
 import httpx
@@ -129,10 +130,65 @@ def test_token_problems(hub, token, kind):
     assert expected[0] in cross and expected[1] in fix
 
 
-def test_stopped_server(start_hub):
-    stopped = start_hub(name="check-stopped", no_start=True)
-    rc, lines = check(stopped, JUPYTERHUB_API_TOKEN=stopped["users"]["alice"]["token"])
+@pytest.fixture(scope="module")
+def stopped(start_hub):
+    """A hub whose servers are all stopped; carol's take 30 s to start, so hers stays pending for a while."""
+    return start_hub(name="check-stopped", users="alice,carol", no_start=True, spawn_delay="carol=30")
+
+
+def mint(hub, user: str, scopes: list[str]) -> str:
+    made = httpx.post(f"{hub['hub_api_internal']}/users/{user}/tokens", json={"scopes": scopes},
+                      headers={"Authorization": f"token {hub['admin_token']}"})
+    assert made.status_code == 201, made.text
+    return made.json()["token"]
+
+
+def server_state(hub, user: str) -> dict:
+    model = httpx.get(f"{hub['hub_api_internal']}/users/{user}",
+                      headers={"Authorization": f"token {hub['admin_token']}"}).json()
+    return model["servers"].get("", {})
+
+
+def test_stopped_server_the_bridge_will_start(stopped):
+    rc, lines = check(stopped, JUPYTERHUB_API_TOKEN=stopped["users"]["alice"]["token"], JUPYTER_PROXY_TOKEN="s")
+    assert rc == 0, lines
+    assert [line[0] for line in lines] == ["✓"] * 5 + ["–", "–", "P"], lines
+    assert lines[5] == "– your default server is stopped: the bridge will start it on the IDE's first request"
+    assert lines[6].startswith("– /api/kernelspecs not checked: your server is not running")
+    assert lines[-1] == "Paste into PyCharm: http://127.0.0.1:8123/?token=s"
+    assert server_state(stopped, "alice") == {}  # the check only looks
+
+
+@pytest.mark.parametrize("kind", ["autostart-off", "no-start-scope"])
+def test_stopped_server_the_bridge_cannot_start(stopped, kind):
+    if kind == "autostart-off":
+        env = {"JUPYTERHUB_API_TOKEN": stopped["users"]["alice"]["token"], "JUPYTER_AUTOSTART": "false"}
+        reason = "JUPYTER_AUTOSTART is off."
+    else:
+        token = mint(stopped, "alice", ["access:servers!user=alice", "read:users!user=alice",
+                                        "read:servers!user=alice"])
+        env = {"JUPYTERHUB_API_TOKEN": token}
+        reason = f"the token (…{token[-4:]}) lacks the scope start:servers."
+    rc, lines = check(stopped, **env)
     assert rc == 1
     cross, fix = failed(lines)
-    assert cross == "✗ Your default server is stopped (or its last start failed)."
-    assert fix.startswith(f"Start it on https://127.0.0.1:{stopped['port']}/hub/home")
+    assert cross == ("✗ Your default server is stopped (or its last start failed), and the bridge will not start "
+                     f"it: {reason}")
+    assert fix.startswith(f"Start it on https://jupyterhub:{stopped['port']}/hub/home, then run this check again")
+
+
+def test_pending_server(stopped):
+    carol = stopped["users"]["carol"]["token"]
+    try:
+        httpx.post(f"{stopped['hub_api_internal']}/users/carol/server", timeout=1,
+                   headers={"Authorization": f"token {stopped['admin_token']}"})
+    except httpx.ReadTimeout:
+        pass  # the hub answers only when the spawn ends or turns slow; it goes on meanwhile
+    for _ in range(50):
+        if server_state(stopped, "carol").get("pending") == "spawn":
+            break
+        time.sleep(0.1)
+    rc, lines = check(stopped, JUPYTERHUB_API_TOKEN=carol, JUPYTER_USERNAME="carol")
+    assert rc == 0, lines
+    assert "– your default server is starting (pending spawn): the bridge waits for it" in lines
+    assert lines[-1].startswith("Paste into PyCharm: http://127.0.0.1:8123/?token=")
