@@ -153,6 +153,9 @@ RULES: tuple[Rule, ...] = (
     ("tls-other", lambda a: _has(a.error, "Certificate verify failed", "OpenSSL", "TLS", "SSL"),
      "The TLS handshake with {f.address} failed: {a.error}",
      "Check JUPYTER_CLUSTER_CA_CERT and JUPYTER_SERVER_NAME; `./run.sh check` shows the hub's certificate."),
+    # The bridge's own 503 for a start the hub refused because of the options: it quotes the hub and says the fix.
+    ("server-options", lambda a: a.headers.get("server") == OWN_SERVER and a.status == 503
+     and "JUPYTER_SERVER_OPTIONS" in a.body, "{m}", ""),
     ("bridge", lambda a: a.headers.get("server") == OWN_SERVER and a.status is not None and a.status >= 400,
      "The bridge answered {a.status}: {cause}", "{fix}"),
     ("server-not-running-write", lambda a: a.status == 403 and _hub_page(a) and "_xsrf" in a.body,
@@ -205,7 +208,7 @@ def diagnose(a: Answer, f: Facts = Facts()) -> Diagnosis | None:
     return None
 
 
-class Once:
+class RateLimit:
     """Lets each key through once per period; remembers at most `size` keys."""
 
     def __init__(self, period: float = 60.0, size: int = 64) -> None:

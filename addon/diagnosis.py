@@ -26,7 +26,7 @@ def outcome(flow: http.HTTPFlow) -> diagnose.Answer:
 class Diagnosis:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.warned = diagnose.Once()  # one log line per cause and minute: IDEs retry in a loop
+        self.warned = diagnose.RateLimit()  # one log line per cause and minute: IDEs retry in a loop
         self.hub_cert = None  # (address, certificate) of the last failed TLS handshake
 
     def tls_failed_server(self, data: tls.TlsData) -> None:

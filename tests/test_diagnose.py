@@ -104,7 +104,7 @@ def test_html_and_json_messages():
 
 
 def test_once_per_key_and_period_and_bounded():
-    once = diagnose.Once(period=60, size=2)
+    once = diagnose.RateLimit(period=60, size=2)
     assert once("a", 0) and not once("a", 59) and once("a", 61)
     assert once("b", 61) and once("c", 61)
     assert list(once.seen) == ["b", "c"]  # "a" fell out: at most `size` keys are kept
