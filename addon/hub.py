@@ -16,6 +16,7 @@ from urllib.parse import quote
 import h11
 from cryptography import x509
 
+from addon import spawn_options
 from addon.settings import Settings
 
 CONNECT_TIMEOUT = 10.0
@@ -157,17 +158,18 @@ class Hub:
         token = [("Authorization", f"token {self.settings.hub_token}")] if self.settings.hub_token else []
         return [("Host", self.settings.hub_authority), *token, ("Accept", "application/json")]
 
-    async def api(self, method: str, path: str) -> Answer:
-        """One call of the hub's REST API with the bridge's token (if any), its refusals included; raises
-        HubError(0) only when the hub does not answer."""
+    async def api(self, method: str, path: str, body: bytes = b"") -> Answer:
+        """One call of the hub's REST API with the bridge's token (if any) and a JSON body (if any), its refusals
+        included; raises HubError(0) only when the hub does not answer."""
         target = f"{self.settings.base_url}hub/api{path}"
+        headers = self._api_headers() + ([("Content-Type", "application/json")] if body else [])
         try:
-            return await asyncio.wait_for(self.request(method, target, self._api_headers()), API_TIMEOUT)
+            return await asyncio.wait_for(self.request(method, target, headers, body), API_TIMEOUT)
         except TimeoutError:
             raise HubError(0, f"the hub did not answer {method} {target} within {API_TIMEOUT:g} s") from None
 
-    async def _api(self, method: str, path: str, ok: tuple[int, ...] = (200,)) -> Answer:
-        answer = await self.api(method, path)
+    async def _api(self, method: str, path: str, ok: tuple[int, ...] = (200,), body: bytes = b"") -> Answer:
+        answer = await self.api(method, path, body)
         if answer.status not in ok:
             raise HubError(answer.status, hub_message(answer.status, answer.body))
         return answer
@@ -176,9 +178,11 @@ class Hub:
         """The token's owner: name, kind ('user' or 'service'), scopes."""
         return json.loads((await self._api("GET", "/user")).body)
 
-    async def start(self, user: str, server: str) -> int:
-        """Ask for a start: 201 ready, 202 pending. Raises HubError (400 when running or pending already)."""
-        return (await self._api("POST", server_path(user, server), ok=(201, 202))).status
+    async def start(self, user: str, server: str, options: dict | None = None) -> int:
+        """Ask for a start with these user options (none: the hub reuses those of the last start): 201 ready,
+        202 pending. Raises HubError (400 when running or pending already, or when the hub refuses the options)."""
+        body = spawn_options.start_body(options, await self.version()) if options else b""
+        return (await self._api("POST", server_path(user, server), ok=(201, 202), body=body)).status
 
     async def progress(self, user: str, server: str) -> AsyncIterator[dict]:
         """The events of a start as the hub sends them ({progress, message, ready | failed}).
@@ -197,3 +201,25 @@ class Hub:
                 found, lines = sse_events(lines + [line.decode(errors="replace") for line in complete])
                 for e in found:
                     yield e
+
+    # Servers, for ./run.sh servers, start and stop, and for starts with options.
+    async def version(self) -> str:
+        """The hub's version, e.g. '6.1.1' (GET /hub/api needs no scope); empty when it does not say."""
+        return str((await self._api("GET", "/")).json().get("version") or "")
+
+    async def user_model(self, user: str) -> dict:
+        """A user and all their servers, stopped named ones included (needs read:servers)."""
+        return (await self._api("GET", f"/users/{quote(user, safe='')}?include_stopped_servers=1")).json()
+
+    async def stop(self, user: str, server: str) -> int:
+        """Ask for a stop, never a removal (no body): 204 stopped, 202 stopping. Raises HubError."""
+        return (await self._api("DELETE", server_path(user, server), ok=(202, 204))).status
+
+    async def shared(self, user: str) -> list[dict]:
+        """The servers other users shared with this one (JupyterHub 5+); [] where the hub has no sharing."""
+        answer = await self.api("GET", f"/users/{quote(user, safe='')}/shared")
+        if answer.status == 404:
+            return []
+        if answer.status != 200:
+            raise HubError(answer.status, hub_message(answer.status, answer.body))
+        return list(answer.json().get("items") or [])

@@ -12,6 +12,7 @@ from dataclasses import field
 from functools import cached_property
 from urllib.parse import quote
 
+from addon import spawn_options
 from addon import store
 
 from addon.options import DEFAULT_CA
@@ -41,6 +42,7 @@ class Settings:
     web_flows: int = 500
     web_ws_messages: int = 100
     token_lifetime: int = 30 * 86400
+    server_options: dict = field(default_factory=dict, hash=False)  # JUPYTER_SERVER_OPTIONS
 
     @cached_property
     def prefix(self) -> str:
@@ -249,6 +251,7 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str] = os.envir
         web_flows=_count(values, "jupyter_proxy_web_flows"),
         web_ws_messages=_count(values, "jupyter_proxy_web_ws_messages"),
         token_lifetime=int(_seconds(values, "jupyter_token_lifetime")),
+        server_options=spawn_options.parse(values["jupyter_server_options"]),
     )
 
 

@@ -77,12 +77,15 @@ def test_hub_message_reads_json_or_text():
 
 
 class FakeHub:
-    """The two calls start_and_wait makes, scripted: answers to the start request and progress streams."""
+    """The calls start_and_wait makes, scripted: answers to the start request and progress streams."""
 
     def __init__(self, posts, streams):
         self.posts, self.streams, self.started = list(posts), list(streams), 0
 
-    async def start(self, user, server):
+    async def whoami(self):
+        return {"name": "alice", "kind": "user", "scopes": ["start:servers!user=alice"]}
+
+    async def start(self, user, server, options=None):
         self.started += 1
         answer = self.posts.pop(0)
         await asyncio.sleep(0.01)
