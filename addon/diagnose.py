@@ -156,9 +156,6 @@ RULES: tuple[Rule, ...] = (
     # The bridge's own 503 for a start the hub refused because of the options: it quotes the hub and says the fix.
     ("server-options", lambda a: a.headers.get("server") == OWN_SERVER and a.status == 503
      and "JUPYTER_SERVER_OPTIONS" in a.body, "{m}", ""),
-    # The bridge's own 503 for a start the hub refused because of the options: it quotes the hub and says the fix.
-    ("server-options", lambda a: a.headers.get("server") == OWN_SERVER and a.status == 503
-     and "JUPYTER_SERVER_OPTIONS" in a.body, "{m}", ""),
     ("bridge", lambda a: a.headers.get("server") == OWN_SERVER and a.status is not None and a.status >= 400,
      "The bridge answered {a.status}: {cause}", "{fix}"),
     ("server-not-running-write", lambda a: a.status == 403 and _hub_page(a) and "_xsrf" in a.body,
