@@ -8,6 +8,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from addon import spawn_options
 from addon.hub import HubError
 from addon.settings import Settings
 
@@ -16,6 +17,8 @@ logger = logging.getLogger(__name__)
 # the hub (its OAuth login) are not about the server.
 STOPPED_REDIRECTS = ("user/", "spawn-pending/", "spawn/")
 RETRY_INTERVAL = 0.5  # between asking for a start and its progress stream being there
+REFUSAL_WAIT = 5.0  # for the start request's own answer after the progress stream said the spawn failed
+START_SCOPES = ("start:servers", "servers", "admin:servers")  # any of them lets a token start a server
 
 
 class StartFailed(Exception):
@@ -48,7 +51,28 @@ def cannot_start(s: Settings) -> str | None:
     return None
 
 
+def may_start(scopes: list[str], owner: str, server: str) -> bool:
+    """Whether a token with these scopes (as the hub lists them, expanded) may start `owner`'s server: unfiltered,
+    or filtered to that user or server. A group filter may include the owner: such a token is let try."""
+    granting = {f"{scope}{only}" for scope in START_SCOPES
+                for only in ("", f"!user={owner}", f"!server={owner}/{server}")}
+    return any(sc in granting or sc.startswith(tuple(f"{x}!group=" for x in START_SCOPES)) for sc in scopes)
+
+
+async def not_yours(hub, s: Settings) -> str | None:
+    """Why the bridge does not start another user's server shared with the token's owner, or None."""
+    me = await hub.whoami()
+    if me.get("name") == s.username or "scopes" not in me or may_start(me["scopes"], s.username, s.named_server):
+        return None
+    return (f"The server of '{s.username}' is shared with you ('{me.get('name')}') and it is not running: your "
+            f"token may use it but not start it. Ask {s.username} to start it, then retry.")
+
+
 def refusal(e: HubError, s: Settings) -> str:
+    if e.status == 400 and s.server_options:
+        return (f"The hub refused to start your server with JUPYTER_SERVER_OPTIONS "
+                f"{spawn_options.shown(s.server_options)}: {e.message}. Set JUPYTER_SERVER_OPTIONS to options your "
+                f"hub offers (its page {s.hub_origin}{s.base_url}hub/spawn shows them), or leave it empty.")
     if e.status == 403:
         return (f"The hub refused to start your server: {e.message}. The bridge's token (JUPYTERHUB_API_TOKEN) "
                 f"needs the 'start:servers' scope (JupyterHub 6; 'servers' before). Or start it at {s.hub_home}.")
@@ -64,21 +88,31 @@ def report(event: dict) -> None:
 async def start_and_wait(hub, s: Settings) -> None:
     """Ask the hub to start the server and follow its progress until it is ready; raises StartFailed."""
     try:
-        await _start_and_follow(hub, s.username, s.named_server)
+        if why := await not_yours(hub, s):
+            raise StartFailed(why)
+        await _start_and_follow(hub, s.username, s.named_server, s.server_options)
     except HubError as e:
         raise StartFailed(refusal(e, s)) from None
 
 
-async def _start_and_follow(hub, user: str, server: str) -> None:
+def asked_again(e: BaseException | None) -> bool:
+    """A start refused only for now: the server is still stopping (400 '... is pending stop')."""
+    return isinstance(e, HubError) and e.status == 400 and "is pending" in e.message
+
+
+async def _start_and_follow(hub, user: str, server: str, options: dict | None = None) -> None:
     # The hub answers the start request only when the spawn ends (or after its slow_spawn_timeout), so the
     # progress stream is followed meanwhile; a start refused with 400 ('pending stop') is asked for again.
-    post = asyncio.ensure_future(hub.start(user, server))
+    post = asyncio.ensure_future(hub.start(user, server, options))
     try:
         while True:
             try:
                 async for event in hub.progress(user, server):
                     report(event)
-                    if event.get("failed"):
+                    if event.get("failed"):  # the start request's own refusal has the status and the reason
+                        await asyncio.wait([post], timeout=REFUSAL_WAIT)
+                        if post.done() and not post.cancelled() and isinstance(post.exception(), HubError):
+                            raise post.exception()
                         raise HubError(500, event.get("message") or "the spawn failed")
                     if event.get("ready"):
                         return
@@ -86,8 +120,8 @@ async def _start_and_follow(hub, user: str, server: str) -> None:
                 if e.status not in (400, 404):  # no start under way yet: the POST may not have reached the hub
                     raise
             if post.done():
-                if isinstance(post.exception(), HubError) and post.exception().status == 400:
-                    post = asyncio.ensure_future(hub.start(user, server))
+                if asked_again(post.exception()):
+                    post = asyncio.ensure_future(hub.start(user, server, options))
                 else:
                     post.result()  # a refusal raises; a start that ended is followed above
             await asyncio.wait([post], timeout=RETRY_INTERVAL)
