@@ -202,6 +202,28 @@ class Hub:
                 for e in found:
                     yield e
 
+    # Tokens, for ./run.sh login and logout and the renewal. The answers come back as they are: the callers
+    # tell the user which refusal it was.
+    async def mint_token(self, user: str, request: dict) -> Answer:
+        """POST /users/<user>/tokens with `request` (note, expires_in, scopes; for a password sign-in also
+        "auth": {"username", "password"}, with no hub token in these settings: the hub asks its authenticator).
+        201 carries the new token's model, "token" included."""
+        target = f"{self.settings.base_url}hub/api/users/{quote(user, safe='')}/tokens"
+        headers = [*self._api_headers(), ("Content-Type", "application/json")]
+        try:
+            return await asyncio.wait_for(self.request("POST", target, headers, json.dumps(request).encode()),
+                                          API_TIMEOUT)
+        except TimeoutError:
+            raise HubError(0, f"the hub did not answer POST {target} within {API_TIMEOUT:g} s") from None
+
+    async def revoke_token(self, user: str, token_id: str) -> Answer:
+        """DELETE /users/<user>/tokens/<id>: 204 when revoked."""
+        return await self.api("DELETE", f"/users/{quote(user, safe='')}/tokens/{quote(token_id, safe='')}")
+
+    async def token_model(self, user: str, token_id: str) -> dict:
+        """A token's model (expires_at, scopes, note); raises HubError when the hub refuses."""
+        return (await self._api("GET", f"/users/{quote(user, safe='')}/tokens/{quote(token_id, safe='')}")).json()
+
     # Servers, for ./run.sh servers, start and stop, and for starts with options.
     async def version(self) -> str:
         """The hub's version, e.g. '6.1.1' (GET /hub/api needs no scope); empty when it does not say."""
