@@ -17,6 +17,7 @@ from addon import diagnose
 from addon import forward
 from addon import hub
 from addon import launch
+from addon import lifecycle
 from addon import route
 from addon import settings
 from addon.settings import Settings
@@ -51,13 +52,6 @@ def failure(answer: diagnose.Answer, s: Settings, cert: x509.Certificate | None 
         details = (f"the hub's certificate: names {', '.join(c.names) or '(none)'}; subject {c.subject}; "
                    f"issuer {c.issuer}; valid {c.not_before} to {c.not_after}",)
     return Failed(found.cause, found.fix, details)
-
-
-def granting(scopes: tuple[str, ...], owner: str, server: str) -> frozenset[str]:
-    """The scopes, as the hub lists a token's, that grant one of `scopes` on `owner`'s server: unfiltered, or
-    filtered to the owner or to the server."""
-    return frozenset(f"{scope}{only}" for scope in scopes for only in ("", f"!user={owner}",
-                                                                        f"!server={owner}/{server}"))
 
 
 async def check_address(c: Checklist) -> str:
@@ -109,7 +103,8 @@ async def check_token(c: Checklist) -> str:
         raise Failed(f"The token ({tail}) belongs to '{owner}', not to JUPYTER_USERNAME '{s.username}'.",
                      f"Set JUPYTER_USERNAME={owner}, or use a token of '{s.username}'.")
     c.s = s = dataclasses.replace(s, username=owner)  # the bridge, too, uses the token's owner when none is set
-    if not granting(("access:servers",), owner, s.named_server) & c.scopes:
+    allowed = {"access:servers", f"access:servers!user={owner}", f"access:servers!server={owner}/{s.named_server}"}
+    if not allowed & c.scopes:
         raise Failed(f"The token ({tail}) of '{owner}' lacks the scope access:servers (it has: "
                      f"{', '.join(sorted(c.scopes)) or 'none'}), so your server refuses it.",
                      "Create a token without limiting its scopes, or with access:servers!user=<you>.")
@@ -123,7 +118,7 @@ def cannot_start(c: Checklist) -> str | None:
     """Why the bridge could not start a stopped server, or None when it will start it."""
     if not c.s.autostart:
         return "JUPYTER_AUTOSTART is off"
-    if not granting(("servers", "start:servers"), c.s.username, c.s.named_server) & c.scopes:
+    if not lifecycle.may_start(sorted(c.scopes), c.s.username, c.s.named_server):
         return f"the token ({credentials.redact(c.s.hub_token or '')}) lacks the scope start:servers"
     return None
 
