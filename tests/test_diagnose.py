@@ -8,6 +8,7 @@ import trustme
 from cryptography import x509
 
 from addon import diagnose
+from addon import lifecycle
 from addon.settings import from_environment
 
 JSON = {"content-type": "application/json", "server": "TornadoServer/6.6.1"}
@@ -67,6 +68,13 @@ def test_each_real_answer_gets_its_cause_and_fix(answer, key, words):
     for word in words:
         assert word in found.text
     assert "{" not in found.text  # every template field was filled
+
+
+def test_the_hub_home_page_is_named_by_the_tls_name_everywhere():
+    # Dialled by IP, the hub is 'jupyterhub' to TLS; its pages link to that name, and so do the fixes.
+    assert SETTINGS.hub_home == "https://jupyterhub:8443/hub/home"
+    assert diagnose.facts(SETTINGS).hub_home == SETTINGS.hub_home
+    assert SETTINGS.hub_home in lifecycle.cannot_start(SETTINGS)
 
 
 @pytest.mark.parametrize("answer", [diagnose.Answer(200, JSON, "{}"), diagnose.Answer(204),
