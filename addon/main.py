@@ -6,6 +6,7 @@ from addon.autostart import Autostart
 from addon.config import Config
 from addon.diagnosis import Diagnosis
 from addon.history import History
+from addon.renew import Renew
 from addon.rewrite import Redact
 from addon.rewrite import RewriteRequest
 from addon.rewrite import RewriteResponse
@@ -19,4 +20,5 @@ addons = [
     Redact(),                 # what stays in a flow (mitmweb, -w, log lines below) holds no usable token
     Diagnosis(config),        # failed exchanges: cause and fix as comment, mark and one log line a minute
     History(),                # mitmproxy keeps little of long WebSockets and, in mitmweb, of old flows
+    Renew(config),            # the stored hub token: its successor before it expires, the old one revoked
 ]

@@ -1,0 +1,106 @@
+"""Keeps the hub token of `./run.sh login` alive: when less than a fifth of its lifetime is left (looked at start
+and then when due), the bridge has the hub make the successor with the token itself (same scopes and lifetime),
+keeps it, serves new requests with it (open connections stay as they are) and revokes the old one. When it
+cannot, it warns once a day with the date of expiry and `./run.sh login`."""
+
+import asyncio
+import dataclasses
+import logging
+import socket
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+
+from addon import hub
+from addon import store
+from addon.config import Config
+
+logger = logging.getLogger(__name__)
+
+LONGEST_SLEEP = 3600.0  # look again at least hourly: a suspended laptop's clock jumps
+RETRY = 600.0  # after a failed renewal
+WARN_EVERY = timedelta(days=1)
+
+
+def seconds_to_renewal(now: datetime, expires_at: datetime | None, lifetime: int | None) -> float | None:
+    """Seconds until the successor is due (0: now); None when the token never expires or its lifetime is
+    unknown (nothing to renew)."""
+    if expires_at is None or not lifetime:
+        return None
+    due = expires_at - timedelta(seconds=lifetime / 5)
+    return max(0.0, (due - now).total_seconds())
+
+
+def pause(to_renewal: float, failed: bool) -> float:
+    """How long to sleep before looking again."""
+    return min(to_renewal or (RETRY if failed else 0.0), LONGEST_SLEEP)
+
+
+class Renew:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.task: asyncio.Task | None = None
+        self.warned: datetime | None = None
+
+    def running(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self.keep_alive())
+
+    def done(self) -> None:
+        if self.task:
+            self.task.cancel()
+
+    async def keep_alive(self) -> None:
+        failed = False
+        while True:
+            s = self.config.settings
+            try:
+                data = store.load()
+            except ValueError as e:
+                logger.warning(f"the hub token will not be renewed: {e}")
+                return
+            token = data.get("hub_token", {})
+            if s is None or not s.hub_token or token.get("token") != s.hub_token:
+                return  # the bridge does not use the stored token (JUPYTERHUB_API_TOKEN, say): not ours to renew
+            now = datetime.now(timezone.utc)
+            wait = seconds_to_renewal(now, store.parse_time(token.get("expires_at")), token.get("lifetime"))
+            if wait is None:
+                return
+            if wait == 0:
+                failed = not await self.renew(data)
+                wait = seconds_to_renewal(now, store.parse_time(store.load().get("hub_token", {}).get("expires_at")),
+                                          token.get("lifetime")) or 0.0
+            await asyncio.sleep(pause(wait, failed))
+
+    async def renew(self, data: dict) -> bool:
+        old = data["hub_token"]
+        s = self.config.settings
+        request = {"note": f"jupyterhub-bridge on {socket.gethostname()} (renewed)", "expires_in": old["lifetime"],
+                   "scopes": old["scopes"]}
+        try:
+            old_id = (await self.config.hub.whoami()).get("token_id") or old.get("id")
+            answer = await self.config.hub.mint_token(old["user"], request)
+        except hub.HubError as e:
+            return self.warn(data, e.message)
+        if answer.status != 201:
+            return self.warn(data, hub.hub_message(answer.status, answer.body))
+        model = answer.json()
+        new = {**old, "token": model["token"], "id": model.get("id"), "expires_at": model.get("expires_at")}
+        store.save({**data, "hub_token": new})
+        self.config.use(dataclasses.replace(s, hub_token=new["token"]))
+        try:
+            revoked = await self.config.hub.revoke_token(old["user"], old_id)
+            if revoked.status != 204:
+                logger.warning(f"renewed the hub token, but the hub did not revoke the old one: "
+                               f"{hub.hub_message(revoked.status, revoked.body)}")
+        except hub.HubError as e:
+            logger.warning(f"renewed the hub token, but could not revoke the old one: {e.message}")
+        logger.info(f"renewed the hub token: the new one {store.expiry_text({'hub_token': new})}")
+        return True
+
+    def warn(self, data: dict, why: str) -> bool:
+        now = datetime.now(timezone.utc)
+        if self.warned is None or now - self.warned >= WARN_EVERY:
+            self.warned = now
+            logger.warning(f"could not renew the hub token ({why}); it {store.expiry_text(data)}: "
+                           "run ./run.sh login before then.")
+        return False
