@@ -7,7 +7,7 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 usage() {
   cat <<'EOF'
-usage: ./run.sh [SUBCOMMAND] [mitmproxy arguments]
+usage: ./run.sh [SUBCOMMAND] [arguments]
 
   (none)   run the bridge with mitmdump (extra arguments go to mitmdump, e.g. --set flow_detail=2)
   web      run the bridge with mitmweb on 127.0.0.1:8081, to look at the IDE's traffic
@@ -15,28 +15,17 @@ usage: ./run.sh [SUBCOMMAND] [mitmproxy arguments]
   check    check settings, hub, TLS, token and server before opening the IDE (the bridge need not run)
   test     install the test tools and run the test suite (pytest arguments may follow)
   bench    benchmark direct vs plain mitmdump vs the bridge against a local hub (bench/README.md)
-  help     this text
+  help     this text and the settings (also -h, --help)
 
-Settings (environment variable, or --set <option>=<value>):
-  JUPYTER_PROXY_IP_OR_NAME   jupyter_proxy_ip_or_name   where the bridge listens      [localhost]
-  JUPYTER_PROXY_PORT         jupyter_proxy_port         its port                      [8000]
-  JUPYTER_SERVER_IP_OR_NAME  jupyter_server_ip_or_name  the hub's address (required)
-  JUPYTER_SERVER_PORT        jupyter_server_port        the hub's HTTPS port          [8000]
-  JUPYTER_SERVER_NAME        jupyter_server_name        TLS name [jupyterhub for an IP, else the address]
-  JUPYTER_USERNAME           jupyter_username           the hub user [the hub token's owner; required without one]
-  JUPYTER_CLUSTER_CA_CERT    jupyter_cluster_ca_cert    CA file (PEM)                 [./my_sslca.cert]
-  JUPYTER_NAMED_SERVER       jupyter_named_server       a named server                [default server]
-  JUPYTERHUB_BASE_URL        jupyterhub_base_url        the hub's base URL            [/]
-  JUPYTERHUB_API_TOKEN       jupyterhub_api_token       the hub token the bridge sends [unset: clients bring theirs]
-  JUPYTERHUB_API_TOKEN_FILE  jupyterhub_api_token_file  a file (mode 600) holding the hub token
-  JUPYTER_PROXY_TOKEN        jupyter_proxy_token        the bridge's own token for clients [random per run]
-  JUPYTER_PROXY_STREAM_BODIES  bodies above this size are streamed, not held in memory [1m]
-  JUPYTER_PROXY_WEB_FLOWS    jupyter_proxy_web_flows    web: finished flows kept      [500]
-  JUPYTER_PROXY_WEB_WS_MESSAGES  jupyter_proxy_web_ws_messages  web: messages kept per WebSocket [100]
-  JUPYTER_AUTOSTART          jupyter_autostart          start a stopped server (needs the hub token) [true]
-  JUPYTER_START_TIMEOUT      jupyter_start_timeout      seconds to wait for a start, then 503 [300]
-  PYTHON                     the Python (>= 3.12) to build .venv with            [found by itself]
+PYTHON=... chooses the Python (3.12 or newer) to build .venv with; found by itself when unset.
 EOF
+}
+
+# show_help: the usage, then the settings as addon/options.py (the one settings table) prints them.
+show_help() {
+  usage
+  echo
+  "$(find_python)" -m addon.options
 }
 
 python_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; }
@@ -60,29 +49,67 @@ find_python() {
   return 1
 }
 
+# lock FILE: wait (at most 10 minutes) for an exclusive lock on FILE, held until `unlock` or until this shell
+# exits, so that two first runs do not build the same folder at once. FILE is the folder's requirements file:
+# it is there before the folder and is not replaced while it is built.
+lock() {
+  exec {LOCK_FD}<"$1"
+  if command -v flock >/dev/null; then
+    flock -w 600 "$LOCK_FD"
+  else  # macOS has no flock(1); Python's lock on the same open file stays with this shell when Python exits
+    "$(find_python)" -c 'import fcntl, signal, sys; signal.alarm(600); fcntl.flock(int(sys.argv[1]), fcntl.LOCK_EX)' \
+      "$LOCK_FD"
+  fi || { echo "error: another ./run.sh has been setting up with $1 for 10 minutes." >&2; return 1; }
+}
+
+unlock() { exec {LOCK_FD}<&-; }  # before exec: the lock must not live on in the bridge or pytest
+
+# venv_stamp DIR REQUIREMENTS: the requirements' hash and the venv's interpreter (version and resolved path);
+# a venv whose Python changed or disappeared (a pyenv version removed) gets another stamp, so it is rebuilt.
+venv_stamp() {
+  local interpreter
+  interpreter="$("$1/bin/python" -c 'import os, platform, sys
+print(platform.python_version(), os.path.realpath(sys.executable))' 2>/dev/null)" || interpreter="none"
+  echo "$(cat "$2" "$ROOT/requirements.txt" | sha256sum | cut -c1-16) $interpreter"
+}
+
 # ensure_venv DIR REQUIREMENTS: (re)build DIR when the requirements or the Python changed.
 ensure_venv() {
-  local dir="$ROOT/$1" req="$ROOT/$2" stamp
-  stamp="$(cat "$req" "$ROOT/requirements.txt" | sha256sum | cut -c1-16)"
-  [[ -f "$dir/.stamp" && "$(cat "$dir/.stamp")" == "$stamp" ]] && return
-  local python; python="$(find_python)"
+  local dir="$ROOT/$1" req="$ROOT/$2"
+  [[ "$(venv_stamp "$dir" "$req")" == "$(cat "$dir/.stamp" 2>/dev/null)" ]] && return
+  lock "$req"
+  if [[ "$(venv_stamp "$dir" "$req")" != "$(cat "$dir/.stamp" 2>/dev/null)" ]]; then  # nobody built it meanwhile
+    build_venv "$@"
+  fi
+  unlock
+}
+
+build_venv() {
+  local dir="$ROOT/$1" req="$ROOT/$2" python
+  python="$(find_python)"
   echo "setting up $1 with $python ($2)..." >&2
   rm -rf "$dir"
   "$python" -m venv "$dir"
   "$dir/bin/python" -m pip install --disable-pip-version-check -r "$req" >"$dir/install.log" 2>&1 || {
     tail -n 20 "$dir/install.log" >&2; echo "error: installing $2 failed (log: $1/install.log)." >&2; return 1; }
-  echo "$stamp" > "$dir/.stamp"
+  venv_stamp "$dir" "$req" >"$dir/.stamp.new"
+  mv "$dir/.stamp.new" "$dir/.stamp"
 }
 
 # ensure_npm DIR: the node packages of DIR/package-lock.json, (re)installed when the lock file changed.
 ensure_npm() {
   local dir="$ROOT/$1" stamp
   stamp="$(sha256sum "$dir/package-lock.json" | cut -c1-16)"
-  [[ -f "$dir/node_modules/.stamp" && "$(cat "$dir/node_modules/.stamp")" == "$stamp" ]] && return
+  [[ "$(cat "$dir/node_modules/.stamp" 2>/dev/null)" == "$stamp" ]] && return
   command -v npm >/dev/null || { echo "error: npm not found: install Node.js 20 or newer." >&2; return 1; }
-  echo "installing the node packages of $1..." >&2
-  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2
-  echo "$stamp" > "$dir/node_modules/.stamp"
+  lock "$dir/package-lock.json"
+  if [[ "$(cat "$dir/node_modules/.stamp" 2>/dev/null)" != "$stamp" ]]; then  # nobody installed them meanwhile
+    echo "installing the node packages of $1..." >&2
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2
+    echo "$stamp" >"$dir/node_modules/.stamp.new"
+    mv "$dir/node_modules/.stamp.new" "$dir/node_modules/.stamp"
+  fi
+  unlock
 }
 
 ensure_node() { ensure_npm devhub; }
@@ -165,11 +192,12 @@ run_tests() {
 }
 
 case "${1:-}" in
-  -h|--help|help) usage ;;
+  -h|--help|help) show_help ;;
+  ""|-*) bridge dump "$@" ;;  # no subcommand: the bridge, with mitmproxy's arguments
   web) shift; bridge web "$@" ;;
   demo) shift; demo "$@" ;;
   check) shift; ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.check "$@" ;;
   test) shift; run_tests "$@" ;;
   bench) shift; run_bench "$@" ;;
-  *) bridge dump "$@" ;;
+  *) echo "error: unknown subcommand '$1'." >&2; usage >&2; exit 2 ;;
 esac
