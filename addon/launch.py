@@ -120,10 +120,10 @@ def main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print("\n".join([banner(s), *notes]), flush=True)
-    executable = str(Path(sys.executable).parent / tool)
     # mitmproxy resolves the settings again: give it the same local secret, user and stored login settings.
     env = {**settings.with_stored(), "JUPYTER_PROXY_TOKEN": s.local_secret, "JUPYTER_USERNAME": s.username}
-    os.execve(executable, [executable, *args, *extra], env)
+    # mitmdump/mitmweb through addon/startup.py, which holds connections until mitmproxy has started (issue 9).
+    os.execve(sys.executable, [sys.executable, "-m", "addon.startup", tool, *args, *extra], env)
 
 
 if __name__ == "__main__":
