@@ -19,8 +19,8 @@ from pathlib import Path
 
 from bench import measure
 from bench.measure import Target
-from devhub.procs import die_with_parent
-from devhub.procs import free_ports
+from devhub.stop import die_with_parent
+from devhub.ports import free_ports
 from devhub.tls import client_context
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@
 ``python -m devhub --workdir DIR`` (run with the hub venv's python) starts JupyterHub 6 behind
 configurable-http-proxy with TLS from a private CA whose server certificate names only
 ``jupyterhub``, creates users with API tokens, starts their servers and writes a JSON ready file.
-See ``python -m devhub --help`` and :mod:`devhub.cli`.
+See ``python -m devhub --help``, :mod:`devhub.cli` and :mod:`devhub.hub`.
 
 Only the standard library is imported at package import time; ``trustme`` is imported when the
 certificates are made.

@@ -3,41 +3,35 @@
 # ---------------------------------------------------------------------------------------------
 # devhub fixtures: a real local JupyterHub (python -m devhub, run by the hub venv's python).
 #
-# The test process runs in another venv, so this block uses only the standard library and
-# pytest: it does not import devhub or jupyterhub.
+# The test process runs in another venv, so this block uses only the standard library, pytest
+# and devhub.stop (standard library only): it does not import jupyterhub or the rest of devhub.
 #
 #   hub        (session) the default hub: user alice with a running server; the parsed ready
 #              file: pid, hub_url, host, port, tls_name, ca_file, base_url, hub_api_internal,
-#              admin_token, users{name: {token, password, server_url}}, workdir, log_file, ...
+#              admin_token, users{name: {token, password (None with authenticator="null"),
+#              server_url}}, authenticator, sharing, workdir, log_file, ...
 #   start_hub  (session) factory: start_hub(base_url="/jupyter/", iopub_data_rate_limit=1e9,
 #              users="alice,bob", no_start=False, port=None, spawn_fail="bob",
-#              spawn_delay="carol=30") -> another hub's ready dict.
+#              spawn_delay="carol=30", authenticator="null", sharing=True)
+#              -> another hub's ready dict.
 #              start_hub.launch(...) / start_hub.wait(handle) start several at once;
 #              start_hub.stop(info) stops one early and returns devhub's exit code.
 #              Every hub is stopped at the end of the session.
 # ---------------------------------------------------------------------------------------------
-import ctypes
 import json
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from devhub.stop import die_with_parent, stop_processes
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HUB_PYTHON = PROJECT_ROOT / ".venv-hub" / "bin" / "python"
 HUB_READY_TIMEOUT = 120.0
 HUB_STOP_TIMEOUT = 20.0
-
-
-def _die_with_parent():
-    # preexec_fn: devhub gets SIGTERM if the test process dies, and then stops its hub.
-    try:
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 def _tail(path, n=40):
@@ -62,7 +56,8 @@ class DevHubLauncher:
         self._handles = []
 
     def launch(self, *, base_url=None, iopub_data_rate_limit=None, users=None, no_start=False,
-               port=None, name="devhub", spawn_fail=None, spawn_delay=None, workdir=None):
+               port=None, name="devhub", spawn_fail=None, spawn_delay=None, workdir=None,
+               authenticator=None, sharing=False):
         if not HUB_PYTHON.exists():
             pytest.fail(f"{HUB_PYTHON} missing: run `python3.12 -m venv .venv-hub && "
                         f".venv-hub/bin/pip install -r requirements-hub.txt && npm ci --prefix devhub` "
@@ -85,13 +80,17 @@ class DevHubLauncher:
             cmd += ["--spawn-fail", spawn_fail]
         if spawn_delay:
             cmd += ["--spawn-delay", spawn_delay]
+        if authenticator:
+            cmd += ["--authenticator", authenticator]
+        if sharing:
+            cmd.append("--sharing")
         env = {k: v for k, v in os.environ.items()
                if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         output = workdir / "devhub.out"
         with open(output, "wb") as out:
             proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=subprocess.STDOUT,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=die_with_parent)  # devhub then stops its hub
         handle = _DevHubHandle(proc, workdir, ready_file, output, time.monotonic())
         self._handles.append(handle)
         return handle
@@ -126,23 +125,10 @@ class DevHubLauncher:
 
     @staticmethod
     def _stop(handle):
-        proc = handle.proc
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(HUB_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return stop_processes([handle.proc], HUB_STOP_TIMEOUT)[0]
 
     def close(self):
-        # signal all first, so that several hubs shut down in parallel
-        for handle in self._handles:
-            if handle.proc.poll() is None:
-                handle.proc.send_signal(signal.SIGTERM)
-        for handle in self._handles:
-            self._stop(handle)
+        stop_processes([handle.proc for handle in self._handles], HUB_STOP_TIMEOUT)  # in parallel
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The local JupyterHub of `python -m devhub`, checked from outside like the bridge will see it:
 TLS on 127.0.0.1 verified with the private CA and the name `jupyterhub`, user tokens, kernels."""
 
+import json
 import os
 import ssl
 import time
@@ -29,29 +30,29 @@ def get(hub, path, token=None, tls_name=None, **kw):
 def request(hub, method, path, token, body=None):
     with httpx.Client(verify=tls_context(hub), timeout=60) as client:
         return client.request(method, f"https://{hub['host']}:{hub['port']}{path}",
-                              headers={"Authorization": f"token {token}"}, json=body,
+                              headers={"Authorization": f"token {token}"} if token else {}, json=body,
                               extensions={"sni_hostname": hub["tls_name"]})
 
 
-def user_prefix(hub, user="alice"):
-    return f"{hub['base_url']}user/{user}/"
+def user_prefix(hub, user="alice", server=""):
+    return f"{hub['base_url']}user/{user}/" + (f"{server}/" if server else "")
 
 
 class Kernel:
     """A kernel session on a user's server, driven over its WebSocket channels (JSON framing)."""
 
-    def __init__(self, hub, user="alice"):
-        self.hub, self.user = hub, user
+    def __init__(self, hub, user="alice", server=""):
+        self.hub, self.prefix = hub, user_prefix(hub, user, server)
         self.token = hub["users"][user]["token"]
         name = f"devhub-test-{uuid.uuid4().hex[:8]}.ipynb"
-        r = request(hub, "POST", f"{user_prefix(hub, user)}api/sessions", self.token,
+        r = request(hub, "POST", f"{self.prefix}api/sessions", self.token,
                     {"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}})
         assert r.status_code == 201, r.text
         self.session_id = r.json()["id"]
         self.kernel_id = r.json()["kernel"]["id"]
         self._stack = ExitStack()
         self.ws = self._stack.enter_context(ws_connect(
-            f"wss://{hub['host']}:{hub['port']}{user_prefix(hub, user)}api/kernels/"
+            f"wss://{hub['host']}:{hub['port']}{self.prefix}api/kernels/"
             f"{self.kernel_id}/channels?session_id={uuid.uuid4().hex}",
             ssl=tls_context(hub), server_hostname=hub["tls_name"],
             additional_headers={"Authorization": f"token {self.token}"},
@@ -63,8 +64,7 @@ class Kernel:
 
     def close(self):
         self._stack.close()
-        request(self.hub, "DELETE", f"{user_prefix(self.hub, self.user)}api/sessions/{self.session_id}",
-                self.token)
+        request(self.hub, "DELETE", f"{self.prefix}api/sessions/{self.session_id}", self.token)
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +249,94 @@ def test_demo_password_logs_in(hub):
         assert ok.status_code == 302, ok.text[:300]
         assert any(c.name == "jupyterhub-session-id" or c.name.startswith("jupyterhub-hub-login")
                    for c in client.cookies.jar)
+
+
+# ---- sign-in without a password, user options, sharing ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sso_hub(start_hub):
+    """A hub whose sign-in takes no password (--authenticator null) and whose users may share (--sharing)."""
+    return start_hub(name="hub-sso", users="alice,bob", authenticator="null", sharing=True)
+
+
+def token_by_password(hub, password):
+    """The token API's password form (note 34): what a client without a token tries first."""
+    return request(hub, "POST", "/hub/api/users/alice/tokens", token="",
+                   body={"auth": {"username": "alice", "password": password}})
+
+
+def test_password_hub_takes_a_password(hub):
+    assert 'type="password"' in get(hub, "/hub/login").text
+    assert token_by_password(hub, "wrong-password").status_code == 403
+    made = token_by_password(hub, hub["users"]["alice"]["password"])
+    assert made.status_code == 201 and made.json()["token"]
+
+
+def test_null_authenticator_takes_no_password(sso_hub):
+    page = get(sso_hub, "/hub/login")
+    assert page.status_code == 200
+    assert 'type="password"' not in page.text and "Sign in with devhub SSO" in page.text
+    assert sso_hub["authenticator"] == "null" and sso_hub["users"]["alice"]["password"] is None
+    refused = token_by_password(sso_hub, "anything")
+    assert (refused.status_code, refused.json()) == (403, {"status": 403, "message": None})
+    # the tokens in the ready file (made by the admin service) are the way in: pasted from a token page
+    me = get(sso_hub, "/hub/api/user", token=sso_hub["users"]["alice"]["token"])
+    assert me.status_code == 200 and me.json()["name"] == "alice"
+
+
+def wait_server_ready(hub, user, server, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = get(hub, f"/hub/api/users/{user}/servers/{server}", token=hub["admin_token"])
+        if r.status_code == 200 and r.json()["ready"]:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"{user}/{server} not ready in {timeout} s", pytrace=False)
+
+
+def test_user_options_reach_the_kernel_and_a_bad_profile_is_refused(hub):
+    token = hub["users"]["alice"]["token"]
+    # both body forms JupyterHub 6.1.1 takes: {"user_options": {...}} and the options as the whole body
+    for body in ({"user_options": {"profile": "nope"}}, {"profile": "nope"}):
+        r = request(hub, "POST", "/hub/api/users/alice/servers/refused", token, body)
+        assert (r.status_code, r.json()["message"]) == (400, "devhub: profile 'nope' is not one of small, gpu-small")
+    r = request(hub, "POST", "/hub/api/users/alice/servers/opts", token,
+                {"user_options": {"profile": "gpu-small", "cpus": 2}})
+    assert r.status_code in (201, 202), r.text
+    try:
+        wait_server_ready(hub, "alice", "opts")
+        kernel = Kernel(hub, server="opts")
+        try:
+            out = kernel.execute("import os; print(os.environ['DEVHUB_USER_OPTIONS'])")[0]
+        finally:
+            kernel.close()
+        assert json.loads(out) == {"profile": "gpu-small", "cpus": 2}
+    finally:
+        request(hub, "DELETE", "/hub/api/users/alice/servers/opts", token, {"remove": True})
+
+
+def test_user_token_scopes(sso_hub, hub2):
+    """A token in the ready file carries all its owner's scopes, managing their own tokens included."""
+    scopes = set(get(sso_hub, "/hub/api/user", token=sso_hub["users"]["alice"]["token"]).json()["scopes"])
+    assert {"tokens!user=alice", "servers!user=alice", "access:servers!user=alice",
+            "shares!user=alice", "read:users:name"} <= scopes
+    plain = set(get(hub2, f"{hub2['base_url']}hub/api/user", token=hub2["users"]["alice"]["token"]).json()["scopes"])
+    assert "tokens!user=alice" in plain and "shares!user=alice" not in plain  # no --sharing
+
+
+def test_bob_shares_his_server_with_alice(sso_hub, hub2):
+    def share(hub):
+        return request(hub, "POST", f"{hub['base_url']}hub/api/shares/bob/", hub["users"]["bob"]["token"],
+                       {"user": "alice"})
+
+    assert share(hub2).status_code == 403  # without --sharing users may not share
+    alice = sso_hub["users"]["alice"]["token"]
+    # bob's server caches what it learns about a token (HubAuth.cache_max_age, 5 min): ask with another one
+    other = request(sso_hub, "POST", "/hub/api/users/alice/tokens", sso_hub["admin_token"], {"note": "t"})
+    assert get(sso_hub, "/user/bob/api/status", token=other.json()["token"]).status_code == 403
+    r = share(sso_hub)
+    assert r.status_code == 200, r.text
+    assert r.json()["scopes"] == ["access:servers!server=bob/"]
+    assert get(sso_hub, "/user/bob/api/status", token=alice).status_code == 200
+    shared = get(sso_hub, "/hub/api/users/alice/shared", token=alice).json()["items"]
+    assert [(s["server"]["user"]["name"], s["server"]["name"]) for s in shared] == [("bob", "")]
