@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 from addon import check
 from addon import hub
 from addon import launch
+from addon import logout
 from addon import settings
 from addon import store
 from addon.settings import Settings
 
-NOT_ASKED = {"jupyterhub_api_token": "", "jupyterhub_api_token_file": "", "jupyter_proxy_token": ""}
 MAX_MINT_TRIES = 3
 
 
@@ -112,7 +112,7 @@ def gather(args, environ) -> dict[str, str]:
     if args.hub_url and stored.get("jupyter_server_ip_or_name") != given["jupyter_server_ip_or_name"]:
         stored = {}  # another hub: its TLS name and CA do not apply
     known = {**stored, **{o.name: environ[o.env] for o in settings.OPTIONS if o.env in environ}, **given}
-    values = {o.name: known.get(o.name, o.default) for o in settings.OPTIONS if not o.secret} | NOT_ASKED
+    values = {o.name: known.get(o.name, o.default) for o in settings.OPTIONS if not o.secret} | logout.NOT_ASKED
     interactive = sys.stdin.isatty() and not (args.password_stdin or args.token_stdin)
     if "jupyter_server_ip_or_name" not in known:
         values |= parse_hub_url(ask("JupyterHub URL (e.g. https://hub.example.org/ or https://10.1.2.3:8000/)",
@@ -121,8 +121,8 @@ def gather(args, environ) -> dict[str, str]:
         values["jupyter_server_name"] = ask("The name in the hub's TLS certificate", interactive,
                                             "jupyter_server_name", settings.IP_TLS_NAME)
     if "jupyter_cluster_ca_cert" not in known:
-        values["jupyter_cluster_ca_cert"] = ask("The CA file (PEM) of the hub's certificate (empty: the system "
-                                                "trust store)", interactive, "jupyter_cluster_ca_cert",
+        values["jupyter_cluster_ca_cert"] = ask("The CA file (PEM) of the hub's certificate (the default: the "
+                                                "system trust store if it is absent)", interactive, "jupyter_cluster_ca_cert",
                                                 settings.DEFAULT_CA)
     if "jupyter_username" not in known and not args.token_stdin:
         values["jupyter_username"] = ask("User name on the hub", interactive, "jupyter_username")
@@ -132,7 +132,7 @@ def gather(args, environ) -> dict[str, str]:
 def reach(values: dict[str, str]) -> Settings:
     """The settings for the new login, after the address, TLS and hub checks (the password waits for them)."""
     try:
-        s = settings.resolve({**values, "jupyter_username": values["jupyter_username"] or "-"})
+        s = settings.resolve({**values, "jupyter_username": values["jupyter_username"] or "-"}, os.environ)
     except ValueError as e:
         raise Stop(str(e)) from None
     s = dataclasses.replace(s, hub_token=None, username=values["jupyter_username"])
@@ -198,7 +198,8 @@ def credentials_for(s: Settings, args, interactive: bool) -> dict:
         if not args.token_stdin:
             print(f"This hub's sign-in takes no password (single sign-on). Sign in on {token_page}, make a token "
                   "there (no scopes: the bridge needs to reach and start your server), and paste it here.")
-            webbrowser.open(token_page)
+            if sys.platform == "darwin" or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+                webbrowser.open(token_page)  # not without a desktop: it would start a text browser in this terminal
         token = sys.stdin.readline().strip() if args.token_stdin else getpass.getpass("Token (hidden): ").strip()
         return asyncio.run(pasted(s, token))
     if args.password_stdin:
@@ -210,28 +211,6 @@ def credentials_for(s: Settings, args, interactive: bool) -> dict:
     return asyncio.run(sign_in(s, password, s.token_lifetime))
 
 
-def stored_settings(data: dict) -> Settings:
-    """The settings of the stored login, whatever the environment says now: its token belongs to that hub."""
-    values = {o.name: o.default for o in settings.OPTIONS if not o.secret} | data.get("settings", {}) | NOT_ASKED
-    return dataclasses.replace(settings.resolve(values), hub_token=data.get("hub_token", {}).get("token"))
-
-
-def revoke(data: dict) -> str:
-    """Give the stored hub token back to the hub; what happened, in words."""
-    token = data.get("hub_token", {})
-    if not token.get("token") or not token.get("id"):
-        return "no hub token to revoke"
-    try:
-        s = stored_settings(data)
-        answer = asyncio.run(hub.Hub(s).revoke_token(token["user"], token["id"]))
-    except (ValueError, hub.HubError) as e:
-        return f"could not revoke the hub token ({getattr(e, 'message', e)}): it expires by itself " \
-               f"({store.expiry_text(data)})"
-    if answer.status in (204, 403, 404):  # 403/404: expired or revoked already
-        return "revoked the hub token" if answer.status == 204 else "the hub token was no longer valid"
-    return f"could not revoke the hub token ({hub.hub_message(answer.status, answer.body)})"
-
-
 def login(args, environ=os.environ) -> int:
     old = store.load(environ)
     values = gather(args, environ)
@@ -239,33 +218,21 @@ def login(args, environ=os.environ) -> int:
     made = credentials_for(s, args, sys.stdin.isatty() and not args.password_stdin)
     kept = {name: values[name] for name in store.STORED_OPTIONS if values.get(name)}
     kept |= {"jupyter_server_name": s.tls_name, "jupyterhub_base_url": s.base_url, "jupyter_username": made["user"]}
-    if not s.ca_file:
-        kept.pop("jupyter_cluster_ca_cert", None)
+    kept.pop("jupyter_cluster_ca_cert", None)
+    kept |= {"jupyter_cluster_ca_cert": s.ca_file} if s.ca_file else {}  # absolute: the bridge starts elsewhere
     local = old.get("local_token") if old.get("local_token") and not args.new_local_token else None
     data = {"settings": kept, "hub_token": made, "local_token": local or secrets.token_urlsafe(24)}
     where = store.save(data, environ)
     if old.get("hub_token", {}).get("token") not in (None, made["token"]):
-        print(f"  the earlier login: {revoke(old)}")
-    scopes = ", ".join(made.get("scopes") or ["(as the token page made it)"])
-    print(f"Logged in to {s.dial_url} as '{made['user']}': the hub token {store.expiry_text(data)} and may "
-          f"{scopes}. Kept in {where}.")
+        print(f"  the earlier login: {logout.revoke(old)}")
+    scopes = ", ".join(made.get("scopes") or ["as the token page made it"])
+    print(f"Logged in to {s.dial_url}{s.base_url.lstrip('/')} as '{made['user']}'. The hub token "
+          f"{store.expiry_text(data)}; its scopes: {scopes}. Kept in {where}.")
     try:
         print(f"Now start the bridge with ./run.sh and paste into PyCharm: "
               f"{launch.connect_url(settings.from_environment(environ))}")
     except ValueError as e:
         print(f"warning: the bridge will not start with these settings: {e}")
-    return 0
-
-
-def logout(environ=os.environ) -> int:
-    try:
-        data = store.load(environ)
-    except ValueError as e:
-        data = {}
-        print(f"warning: {e}")
-    said = revoke(data) if data else "there was no stored login"
-    removed = store.delete(environ)
-    print(f"Logged out: {said}; {'removed ' + str(store.path(environ)) if removed else 'no file to remove'}.")
     return 0
 
 
@@ -285,7 +252,7 @@ def arguments(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["logout"]:
-            return logout()
+            return logout.logout()
         return login(arguments(argv[1:] if argv[:1] == ["login"] else argv))
     except (Stop, ValueError, hub.HubError) as e:
         print(f"error: {getattr(e, 'message', None) or e}", file=sys.stderr)

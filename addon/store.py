@@ -34,9 +34,9 @@ def path(environ=os.environ) -> Path:
     return folder(environ) / FILE_NAME
 
 
-def load(environ=os.environ) -> dict:
+def load(environ=os.environ, private: bool = True) -> dict:
     """The stored login, {} when there is none. Raises ValueError (with the fix) for a file others can read
-    or one that is not the bridge's JSON."""
+    (unless private=False: logout revokes its token) or one that is not the bridge's JSON."""
     file = path(environ)
     try:
         fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
@@ -46,7 +46,7 @@ def load(environ=os.environ) -> dict:
         raise ValueError(f"{file}: cannot read it ({e.strerror}).") from e
     with os.fdopen(fd) as f:
         mode = os.fstat(f.fileno()).st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        if private and mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ValueError(f"{file} holds your hub token and others can read it (mode {stat.filemode(mode)}): "
                              f"run 'chmod 600 {file}', or './run.sh logout' and log in again.")
         text = f.read()

@@ -192,6 +192,9 @@ def test_a_login_file_others_can_read_is_refused(hub, tmp_path):
         p = run(args, home, JUPYTER_PROXY_PORT=str(free_port()))
         assert p.returncode == 1
         assert f"run 'chmod 600 {home / 'login.json'}'" in p.stdout + p.stderr, p.stdout + p.stderr
+    p = run(["logout"], home)  # its token is the first to revoke
+    assert p.returncode == 0 and "revoked the hub token" in p.stdout, p.stdout + p.stderr
+    assert not (home / "login.json").exists()
 
 
 @pytest.fixture(scope="module")
