@@ -13,6 +13,8 @@ usage: ./run.sh [SUBCOMMAND] [arguments]
   web      run the bridge with mitmweb on 127.0.0.1:8081, to look at the IDE's traffic
   demo     start a local JupyterHub (TLS, private CA) with a demo user, and the bridge in front of it
   check    check settings, hub, TLS, token and server before opening the IDE (the bridge need not run)
+  login    sign in to the hub once (URL, user, password): keeps the settings and a renewed token [--help]
+  logout   revoke the kept hub token and delete what login kept
   test     install the test tools and run the test suite (pytest arguments may follow)
   bench    benchmark direct vs plain mitmdump vs the bridge against a local hub (bench/README.md)
   help     this text and the settings (also -h, --help)
@@ -197,6 +199,7 @@ case "${1:-}" in
   web) shift; bridge web "$@" ;;
   demo) shift; demo "$@" ;;
   check) shift; ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.check "$@" ;;
+  login|logout) ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.login "$@" ;;
   test) shift; run_tests "$@" ;;
   bench) shift; run_bench "$@" ;;
   *) echo "error: unknown subcommand '$1'." >&2; usage >&2; exit 2 ;;
