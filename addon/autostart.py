@@ -5,10 +5,12 @@ import weakref
 
 from mitmproxy import http
 
+from addon import guard
 from addon import hub
 from addon import lifecycle
 from addon import route
 from addon.config import Config
+from addon.rewrite import BRIDGES
 from addon.rewrite import own_response
 
 
@@ -72,6 +74,8 @@ class Autostart:
         s, request = self.config.settings, flow.request
         if why := lifecycle.cannot_start(s):
             return own_response(503, why)
+        if not flow.metadata.get(BRIDGES):
+            return own_response(503, guard.not_started_for_others(s))
         try:
             await self.starter.run()
         except lifecycle.StartFailed as e:

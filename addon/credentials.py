@@ -1,34 +1,58 @@
 """Which credential travels upstream: JupyterHub 5+ reads tokens only from the Authorization header."""
 
+import re
 from urllib.parse import quote
 from urllib.parse import unquote_plus
+
+# Parameter separators a server might split a query on: '&', and ';' for older parsers.
+_SEPARATOR = re.compile(r"([&;])")
 
 
 def pop_query_token(query: str) -> tuple[str, str | None]:
     """'?a=1&token=T&b' -> ('?a=1&b', 'T'). Other parameters keep their exact bytes; the last token wins,
     and every `token` parameter leaves the URL, since the server prefers a URL token over the header."""
+    return pop_param(query, "token")
+
+
+def pop_param(query: str, wanted: str) -> tuple[str, str | None]:
+    """'?a=1&<wanted>=V' -> ('?a=1', 'V'), split on '&' as Jupyter's server reads a query; the last one wins."""
     if not query.startswith("?"):
         return query, None
-    token = None
+    value = None
     kept = []
     for part in query[1:].split("&"):
-        name, _, value = part.partition("=")
-        if unquote_plus(name) == "token":
-            token = unquote_plus(value)
+        name, _, raw = part.partition("=")
+        if unquote_plus(name) == wanted:
+            value = unquote_plus(raw)
         else:
             kept.append(part)
-    return ("?" + "&".join(kept) if kept else ""), token
+    return ("?" + "&".join(kept) if kept else ""), value
+
+
+def is_token_name(name: str) -> bool:
+    """Every spelling of a parameter name that a server might read as `token`."""
+    return unquote_plus(name).strip().lower() == "token"
 
 
 def redact_query_tokens(target: str) -> str:
-    """A request target with every `token` parameter's value redacted, for what stays in a flow."""
+    """A request target (or URL) with every token parameter's value redacted, whatever its case or separator,
+    for what stays in a flow or a log."""
     path, sep, query = target.partition("?")
-    parts = query.split("&") if sep else []
+    parts = _SEPARATOR.split(query) if sep else []
     for i, part in enumerate(parts):
         name, eq, value = part.partition("=")
-        if eq and unquote_plus(name) == "token":
+        if eq and is_token_name(name):
             parts[i] = f"{name}={quote(redact(unquote_plus(value)))}"
-    return path + sep + "&".join(parts)
+    return path + sep + "".join(parts)
+
+
+def without_query_tokens(url: str) -> str:
+    """A URL (a Referer) without any token parameter, for what travels on."""
+    path, sep, query = url.partition("?")
+    if not sep:
+        return url
+    kept = [p for p in re.split(r"[&;]", query) if not is_token_name(p.partition("=")[0])]
+    return path + ("?" + "&".join(kept) if kept else "")
 
 
 def header_token(authorization: str | None) -> str | None:
@@ -42,3 +66,23 @@ def header_token(authorization: str | None) -> str | None:
 def redact(secret: str) -> str:
     """Enough of a secret to tell two apart in a log, never enough to use it."""
     return f"…{secret[-4:]}" if len(secret) > 8 else "…"
+
+
+def quoted(value: str, limit: int = 40) -> str:
+    """A client's value quoted in a refusal or a log line: the start of it, never kilobytes."""
+    return repr(value[:limit]) + ("…" if len(value) > limit else "")
+
+
+class BodyFilter:
+    """Blanks a secret out of a body that streams through in chunks, also one split across chunks: each
+    occurrence becomes as many spaces, so Content-Length stays true. Call with b"" at the end for the rest."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret.encode()
+        self.held = b""  # the end of what came so far, which may be the start of the secret
+
+    def __call__(self, chunk: bytes) -> bytes:
+        data = (self.held + chunk).replace(self.secret, b" " * len(self.secret))
+        keep = min(len(self.secret) - 1, len(data)) if chunk else 0
+        self.held = data[len(data) - keep:] if keep else b""
+        return data[:len(data) - keep]

@@ -20,6 +20,18 @@ def own_response(status: int, message: str) -> http.Response:
                               {"Content-Type": "application/json", "Server": diagnose.OWN_SERVER})
 
 
+BRIDGES = "bridge_client"  # flow.metadata: the client presented the bridge's own token or browser cookie
+
+
+def login_response(plan: forward.Redirect) -> http.Response:
+    """A browser's login: on to the same URL without the local token in it, with the cookie where it belongs."""
+    headers = {"Location": plan.location, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+               "Server": diagnose.OWN_SERVER}
+    if plan.set_cookie:
+        headers["Set-Cookie"] = plan.set_cookie
+    return http.Response.make(302, b"", headers)
+
+
 class RewriteRequest:
     """Who may use the bridge, and where and with which credential a request goes upstream."""
 
@@ -41,14 +53,17 @@ class RewriteRequest:
             flow.request.stream = False  # mitmproxy cannot answer a request it already streams
             flow.response = own_response(refused.status, refused.message)
             return
+        if isinstance(plan, forward.Redirect):
+            flow.request.stream = False
+            flow.response = login_response(plan)
+            return
         flow.request.path = plan.target
         for name, value in plan.headers.items():
             if value is None:
                 flow.request.headers.pop(name, None)
             else:
                 flow.request.headers[name] = value
-        if plan.set_cookie:
-            flow.metadata["bridge_set_cookie"] = plan.set_cookie
+        flow.metadata[BRIDGES] = plan.bridges  # Autostart starts a stopped server only for the bridge's clients
 
 
 class RewriteResponse:
@@ -66,8 +81,11 @@ class RewriteResponse:
             headers["location"] = route.rewrite_location(headers["location"], s.prefix, s.hub_origins)
         if cookies := headers.get_all("set-cookie"):
             headers.set_all("set-cookie", [route.rewrite_set_cookie(c, s.prefix) for c in cookies])
-        if cookie := flow.metadata.get("bridge_set_cookie"):
-            headers.add("set-cookie", cookie)
+        if s.hub_token and "text/html" in headers.get("content-type", "") and flow.response.status_code < 400:
+            # JupyterHub writes the token that authenticated a page into its page config. A page larger than
+            # JUPYTER_PROXY_STREAM_BODIES would stream past `response`: every page goes through the filter.
+            flow.response.stream = credentials.BodyFilter(s.hub_token)
+            headers["Referrer-Policy"] = "same-origin"  # the browser's host name stays with the bridge
 
     def response(self, flow: http.HTTPFlow) -> None:
         s = self.config.settings
@@ -90,5 +108,7 @@ class Redact:
 def redact(flow: http.HTTPFlow) -> None:
     if auth := flow.request.headers.get("authorization"):
         flow.request.headers["authorization"] = guard.redact_authorization(auth)
-    if "token" in flow.request.path:
+    if "token" in flow.request.path.lower():
         flow.request.path = credentials.redact_query_tokens(flow.request.path)
+    if "token" in (referer := flow.request.headers.get("referer", "")).lower():  # of a request refused
+        flow.request.headers["referer"] = credentials.redact_query_tokens(referer)

@@ -25,7 +25,7 @@ OPTIONS = dict(jupyter_server_ip_or_name="10.0.0.5", jupyter_server_port="8443",
 
 @pytest.fixture
 def config():
-    c = Config()
+    c = Config({})
     with taddons.context(c) as tctx:
         tctx.configure(c, **OPTIONS)
         yield c
@@ -36,6 +36,7 @@ def request_flow(path, **headers):
     headers.setdefault("Host", "127.0.0.1:8000")
     for name, value in headers.items():
         f.request.headers[name.replace("_", "-")] = value
+    f.metadata["bridge_client"] = True  # as RewriteRequest marks a client that presented the bridge's token
     return f
 
 
@@ -48,7 +49,7 @@ def closed_port() -> int:
 # Config
 
 def test_bad_option_raises_an_options_error_with_the_fix():
-    c = Config()
+    c = Config({})
     with taddons.context(c) as tctx:
         tctx.configure(c, **OPTIONS)
         with pytest.raises(exceptions.OptionsError, match="not a port: use a number"):
@@ -57,7 +58,7 @@ def test_bad_option_raises_an_options_error_with_the_fix():
 
 
 def test_a_user_name_is_required_inside_mitmproxy():
-    c = Config()
+    c = Config({})
     with taddons.context(c) as tctx:
         tctx.configure(c, **OPTIONS)
         with pytest.raises(exceptions.OptionsError, match="JUPYTER_USERNAME is not set"):
@@ -142,7 +143,7 @@ def test_location_and_cookies_come_back_unprefixed(config):
 
 
 def test_the_hub_token_leaves_pages_only(tmp_path):
-    c = Config()
+    c = Config({})
     with taddons.context(c) as tctx:
         tctx.configure(c, **{**OPTIONS, "jupyterhub_api_token": "HUBTOKEN123"})
         page = request_flow("/lab")
@@ -201,7 +202,7 @@ async def test_without_a_hub_token_a_stopped_server_is_a_503_with_the_fix(config
 
 
 async def test_a_start_that_cannot_reach_the_hub_answers_every_waiting_request():
-    c = Config()
+    c = Config({})
     with taddons.context(c) as tctx:
         tctx.configure(c, **{**OPTIONS, "jupyter_server_ip_or_name": "127.0.0.1",
                              "jupyter_server_port": str(closed_port()), "jupyterhub_api_token": "hub-token"})

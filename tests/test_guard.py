@@ -55,26 +55,135 @@ def test_foreign_callers_get_403(headers, words):
     assert e.value.status == 403
 
 
-@pytest.mark.parametrize("s, headers, query_token, authorization, set_cookie", [
-    # the local secret, as a header, a query (a navigation: the browser gets the cookie) or the cookie
-    (S, Headers(authorization=f"token {LOCAL}"), None, f"token {HUB_TOKEN}", False),
-    (S, Headers(authorization=f"Bearer {LOCAL}"), None, f"token {HUB_TOKEN}", False),
-    (S, Headers(), LOCAL, f"token {HUB_TOKEN}", True),
-    (S, Headers(cookie=f"a=b; jupyterhub-bridge-8000={guard.cookie_value(LOCAL)}"), None, f"token {HUB_TOKEN}", False),
-    # another token is the client's own hub credential, never replaced
-    (S, Headers(authorization="token theirs"), None, "token theirs", False),
-    (S, Headers(), "theirs", "token theirs", False),
-    (S, Headers(authorization="token theirs"), LOCAL, "token theirs", False),
+BROWSER = guard.browser_of(S)
+COOKIE = f"jupyterhub-bridge-8000={guard.cookie_value(LOCAL)}"
+OURS = guard.Credential(f"token {HUB_TOKEN}", bridges=True)
+
+
+@pytest.mark.parametrize("s, headers, query_token, expected", [
+    # the local secret, as a header, a query or the browser's cookie on its own host name: the bridge's client
+    (S, Headers(authorization=f"token {LOCAL}"), None, OURS),
+    (S, Headers(authorization=f"Bearer {LOCAL}"), None, OURS),
+    (S, Headers(), LOCAL, OURS),
+    (S, Headers(host=BROWSER, cookie=f"a=b; {COOKIE}"), None, OURS),
+    (S, Headers(host=BROWSER, cookie=COOKIE, sec_fetch_site="same-origin"), None, OURS),
+    (S, Headers(host=BROWSER, cookie=COOKIE, sec_fetch_site="none"), None, OURS),
+    # another token is the client's own hub credential, never replaced, and never starts a server
+    (S, Headers(authorization="token theirs"), None, guard.Credential("token theirs")),
+    (S, Headers(), "theirs", guard.Credential("token theirs")),
+    (S, Headers(authorization="token theirs"), LOCAL, guard.Credential("token theirs")),
     # no local secret (loopback): requests without a token get the hub token
-    (make(local=""), Headers(), None, f"token {HUB_TOKEN}", False),
-    (make(local=""), Headers(authorization="token theirs"), None, "token theirs", False),
+    (make(local=""), Headers(), None, OURS),
+    (make(local=""), Headers(authorization="token theirs"), None, guard.Credential("token theirs")),
     # no hub token: the client's own token, moved from the URL as without injection
-    (make(hub_token=""), Headers(), "theirs", "token theirs", False),
-    (make(hub_token=""), Headers(authorization="token theirs"), "url", None, False),
-    (make(hub_token=""), Headers(), None, None, False),
+    (make(hub_token=""), Headers(), "theirs", guard.Credential("token theirs")),
+    (make(hub_token=""), Headers(authorization="token theirs"), "url", guard.Credential(None)),
+    (make(hub_token=""), Headers(), None, guard.Credential(None)),
 ])
-def test_credential(s, headers, query_token, authorization, set_cookie):
-    assert guard.credential(headers, query_token, s) == guard.Credential(authorization, set_cookie)
+def test_credential(s, headers, query_token, expected):
+    assert guard.credential(headers, query_token, s) == expected
+
+
+def test_the_browser_host_is_a_secret_localhost_name():
+    assert BROWSER.endswith(".localhost:8000") and len(BROWSER.split(".")[0]) == 20
+    assert LOCAL not in BROWSER and BROWSER == guard.browser_of(make())
+    assert guard.browser_of(make(local="other-secret-0123456789")) != BROWSER
+    assert guard.browser_of(make(local="")) is None
+    assert guard.browser_of(make(listen="0.0.0.0")) is None  # *.localhost would be the browser's own machine
+    guard.check_caller(Headers(host=BROWSER, origin=f"http://{BROWSER}", sec_fetch_site="same-origin"), S)
+
+
+@pytest.mark.parametrize("fetch_site", ["same-site", "cross-site", "SAME-SITE"])
+def test_the_cookie_alone_is_refused_from_other_pages(fetch_site):
+    """Issue 12.2: other ports of the same host name are same-site: <img>, <script>, no-cors fetch."""
+    with pytest.raises(Refused, match="cookie") as e:
+        guard.credential(Headers(host=BROWSER, cookie=COOKIE, sec_fetch_site=fetch_site), None, S)
+    assert e.value.status == 403
+    # with the token itself, a same-site request is what it was
+    assert guard.credential(Headers(host=BROWSER, sec_fetch_site="same-site"), LOCAL, S) == OURS
+
+
+def test_the_cookie_counts_only_on_the_browsers_host_name():
+    """Issue 12.1: a cookie presented at 127.0.0.1 or localhost can only be a replay."""
+    for host in ("127.0.0.1:8000", "localhost:8000"):
+        with pytest.raises(Refused) as e:
+            guard.credential(Headers(host=host, cookie=COOKIE), None, S)
+        assert e.value.status == 401
+
+
+NAV = {"sec_fetch_mode": "navigate", "sec_fetch_site": "none"}
+
+
+def test_login_sends_a_browser_to_its_host_name_with_a_short_ticket():
+    plan = forward.request_changes(f"/lab/tree?reset&token={LOCAL}", Headers(host="127.0.0.1:8000", **NAV), S,
+                                   now=1000)
+    assert isinstance(plan, forward.Redirect) and plan.set_cookie is None
+    prefix = f"http://{BROWSER}/lab/tree?reset&bridge-login="
+    assert plan.location.startswith(prefix) and LOCAL not in plan.location
+    ticket = plan.location[len(prefix):]
+    assert guard.valid_ticket(ticket, LOCAL, 1000) and guard.valid_ticket(ticket, LOCAL, 1060)
+    assert not guard.valid_ticket(ticket, LOCAL, 1061) and not guard.valid_ticket(ticket, "other", 1000)
+    # there, the ticket gets the cookie and the same URL without it
+    there = forward.request_changes(f"/lab/tree?reset&bridge-login={ticket}", Headers(host=BROWSER, **NAV), S,
+                                    now=1010)
+    assert there == forward.Redirect("/lab/tree?reset", guard.session_cookie(S))
+    assert guard.cookie_value(LOCAL) in there.set_cookie and LOCAL not in there.set_cookie
+    # a ticket is no credential elsewhere, nor late, nor outside a navigation
+    for headers, now in [(Headers(host="127.0.0.1:8000", **NAV), 1010), (Headers(host=BROWSER, **NAV), 2000),
+                         (Headers(host=BROWSER), 1010)]:
+        with pytest.raises(Refused):
+            forward.request_changes(f"/lab?bridge-login={ticket}", headers, S, now=now)
+
+
+@pytest.mark.parametrize("target, location", [
+    (f"/?token={LOCAL}", "/"), (f"/lab?token={LOCAL}", "/lab"), (f"/lab?a=1&token={LOCAL}&b", "/lab?a=1&b"),
+])
+def test_login_on_the_browsers_host_name_drops_the_token_from_the_url(target, location):
+    """Issue 9.2: the local token leaves the address bar, the history and every Referer."""
+    assert forward.request_changes(target, Headers(host=BROWSER, **NAV), S) == forward.Redirect(
+        location, guard.session_cookie(S))
+
+
+def test_login_off_loopback_sets_the_cookie_on_the_bridges_own_name():
+    s = make(listen="0.0.0.0")
+    assert forward.request_changes(f"/lab?token={LOCAL}", Headers(host="0.0.0.0:8000", **NAV), s) == forward.Redirect(
+        "/lab", guard.session_cookie(s))
+
+
+@pytest.mark.parametrize("headers, target", [
+    (Headers(host="127.0.0.1:8000"), f"/lab?token={LOCAL}"),  # an IDE: no navigation
+    (Headers(host="127.0.0.1:8000", **NAV), "/lab?token=theirs"),  # the client's own hub token
+])
+def test_no_login_without_a_navigation_with_the_local_secret(headers, target):
+    plan = forward.request_changes(target, headers, S)
+    assert isinstance(plan, forward.Forward) and plan.target == "/user/alice/lab"
+
+
+def test_only_the_bridges_own_clients_may_start_the_server():
+    """Issue 12.4: a client that brought another token gets no start made with the hub token."""
+    h = Headers(host="127.0.0.1:8000")
+    assert forward.request_changes(f"/api/status?token={LOCAL}", h, S).bridges
+    assert not forward.request_changes("/api/status?token=bogus", h, S).bridges
+    assert forward.request_changes("/api/status", h, make(local="")).bridges
+
+
+@pytest.mark.parametrize("referer, upstream", [
+    (f"http://127.0.0.1:8000/lab?token={LOCAL}", "https://jupyterhub:8443/user/alice/lab"),
+    (f"http://127.0.0.1:8000/lab?a=1&TOKEN={LOCAL};token=x&b=2", "https://jupyterhub:8443/user/alice/lab?a=1&b=2"),
+    (f"http://{BROWSER}/user/alice/lab/tree", "https://jupyterhub:8443/user/alice/lab/tree"),
+    ("https://elsewhere.example/?token=abc", "https://elsewhere.example/"),
+])
+def test_referer_goes_up_without_tokens(referer, upstream):
+    """Issue 9.2: `token` parameters leave `Referer` before a request goes upstream."""
+    h = Headers(host="127.0.0.1:8000", authorization=f"token {LOCAL}", referer=referer)
+    assert forward.request_changes("/api/status", h, S).headers["Referer"] == upstream
+
+
+def test_a_refusal_quotes_only_the_start_of_a_huge_host():
+    """Issue 12.6: a 100 KB Host made a 98 KB answer and log line."""
+    with pytest.raises(Refused) as e:
+        guard.check_caller(Headers(host="a" * 100_000), S)
+    assert len(e.value.message) < 300 and "aaaa'…" in e.value.message
 
 
 @pytest.mark.parametrize("headers, query_token", [
@@ -128,7 +237,7 @@ def test_redact_authorization():
     assert guard.redact_authorization(f"token {HUB_TOKEN}") == "token …cdef"
 
 
-hosts = st.one_of(st.sampled_from(["127.0.0.1:8000", "localhost:8000", "[::1]:8000", "evil.example:8000",
+hosts = st.one_of(st.sampled_from([BROWSER, "127.0.0.1:8000", "localhost:8000", "[::1]:8000", "evil.example:8000",
                                    "127.0.0.1:8001", "127.0.0.1", "localhost.evil:8000", ""]),
                   st.text(max_size=20))
 origins = st.one_of(st.none(), st.sampled_from(["http://127.0.0.1:8000", "http://localhost:8000", "null",
@@ -137,7 +246,7 @@ origins = st.one_of(st.none(), st.sampled_from(["http://127.0.0.1:8000", "http:/
                     st.text(max_size=20))
 
 
-@given(host=hosts, origin=origins, fetch_site=st.sampled_from([None, "same-origin", "cross-site", "none"]),
+@given(host=hosts, origin=origins, fetch_site=st.sampled_from([None, "same-origin", "same-site", "cross-site", "none"]),
        via=st.sampled_from(["header", "query", "cookie", "none"]))
 def test_only_the_bridges_own_origin_is_ever_forwarded_with_the_hub_token(host, origin, fetch_site, via):
     headers = Headers(host=host)
@@ -151,13 +260,14 @@ def test_only_the_bridges_own_origin_is_ever_forwarded_with_the_hub_token(host, 
     elif via == "query":
         target += f"?token={LOCAL}"
     elif via == "cookie":
-        headers["cookie"] = f"jupyterhub-bridge-8000={guard.cookie_value(LOCAL)}"
+        headers["cookie"] = COOKIE
     try:
         plan = forward.request_changes(target, headers, S)
     except Refused:
         return
     assert plan.headers.get("Authorization") == f"token {HUB_TOKEN}"
-    assert host.lower() in S.own_authorities
-    assert origin is None or origin.lower() in S.own_origins
+    assert host.lower() in guard.authorities(S)
+    assert origin is None or origin.lower() in guard.origins(S)
     assert fetch_site != "cross-site"
+    assert via != "cookie" or (host.lower() == BROWSER and fetch_site in (None, "same-origin", "none"))
     assert LOCAL not in plan.target

@@ -1,5 +1,6 @@
 """Issue 3: the bridge holds the hub token; only its own local clients, with its own token, can use it."""
 
+import socket
 import ssl
 import subprocess
 import time
@@ -69,25 +70,45 @@ def test_local_secret_in_the_query_runs_code_and_leaves_the_url(bridge):
     assert bridge.token not in bridge.log().split("paste into PyCharm", 1)[1].split("\n", 1)[1]
 
 
-def test_browser_cookie_flow(bridge, hub_token):
-    """A browser opens the connect URL: it gets an HttpOnly SameSite=Strict cookie, the Lab page without the
-    hub token in its page config, and then works on the cookie alone, WebSocket included."""
-    with httpx.Client(base_url=bridge.url, timeout=60) as browser:
-        nav = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none", "Sec-Fetch-Dest": "document"}
-        page = browser.get(f"/lab?token={bridge.token}", headers=nav)
+def test_browser_login_flow(bridge, hub_token):
+    """A browser opens the connect URL: it is sent to the bridge's own host name for it (`<random>.localhost`)
+    with a short-lived ticket, gets an HttpOnly SameSite=Strict cookie there and the same URL without the ticket,
+    then the Lab page without the hub token in its page config, and works on the cookie alone, WebSocket
+    included. The local token is in no URL after the first (issue 9.2)."""
+    nav = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none", "Sec-Fetch-Dest": "document"}
+    first = httpx.get(f"{bridge.url}/lab?token={bridge.token}", headers=nav)
+    assert first.status_code == 302 and bridge.token not in first.headers["location"]
+    assert first.headers["referrer-policy"] == "no-referrer"
+    browser_host, _, rest = first.headers["location"].removeprefix("http://").partition("/")
+    assert browser_host.endswith(f".localhost:{bridge.port}") and rest.startswith("lab?bridge-login=")
+    assert "set-cookie" not in first.headers  # nothing for 127.0.0.1, which every local port shares
+    host = {"Host": browser_host}
+    second = httpx.get(f"{bridge.url}/{rest}", headers={**nav, **host})
+    assert second.status_code == 302 and second.headers["location"] == "/lab"
+    cookie = second.headers["set-cookie"]
+    assert cookie.startswith(f"jupyterhub-bridge-{bridge.port}=") and bridge.token not in cookie
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    jar = cookie.split(";")[0]
+    with httpx.Client(base_url=bridge.url, headers={**host, "Cookie": jar}, timeout=60) as browser:
+        page = browser.get("/lab", headers=nav)
         assert page.status_code == 200
         assert '"baseUrl": "/user/alice/"' in page.text
         assert hub_token not in page.text and bridge.token not in page.text
-        cookie = next(c for c in page.headers.get_list("set-cookie") if c.startswith(f"jupyterhub-bridge-{bridge.port}="))
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
-        assert bridge.token not in cookie
-        own = {"Origin": bridge.url, "Sec-Fetch-Site": "same-origin"}
-        kernel = new_session(httpx.Client(base_url=bridge.url, cookies=browser.cookies, headers=own, timeout=60))
-        jar = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
-        with ws_connect(ws_url(bridge, kernel), additional_headers={"Cookie": jar, "Origin": bridge.url},
-                        subprotocols=[V1], open_timeout=30) as ws:
+        own = {"Origin": f"http://{browser_host}", "Sec-Fetch-Site": "same-origin"}
+        kernel = new_session(httpx.Client(base_url=bridge.url, headers={**host, **own, "Cookie": jar}, timeout=60))
+        url = ws_url(bridge, kernel).replace(f"127.0.0.1:{bridge.port}", browser_host)  # dialled at 127.0.0.1:
+        sock = socket.create_connection(("127.0.0.1", bridge.port), timeout=30)
+        with ws_connect(url, sock=sock, additional_headers={**own, "Cookie": jar}, subprotocols=[V1],
+                        open_timeout=30) as ws:
             assert execute(ws, "print('cookie')")[0] == "cookie\n"
         assert browser.delete(f"/user/alice/api/kernels/{kernel}", headers=own).status_code == 204
+        same_site = browser.get("/api/status", headers={"Sec-Fetch-Site": "same-site"})
+        assert same_site.status_code == 403 and "cookie" in same_site.json()["message"]  # issue 12.2
+    # the cookie elsewhere than on the browser's host name can only be a replay (issue 12.1)
+    assert httpx.get(f"{bridge.url}/api/status", headers={"Cookie": jar}).status_code == 401
+    # a ticket is no credential for a plain client, nor on another host name
+    ticket_only = httpx.get(f"{bridge.url}/{rest}", headers=host)
+    assert ticket_only.status_code == 401
 
 
 def test_no_credential_is_401_with_how_to_connect(bridge):

@@ -11,9 +11,10 @@ const browser = await chromium.launch({
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 page.setDefaultTimeout(Number(process.env.LAB_TIMEOUT_MS || 90000));
 try {
-  await page.goto(url);  // the connect URL: the bridge sets its cookie and redirects to /lab
+  // the connect URL: the bridge sends the browser to its own host name, where it gets its cookie, then to /lab
+  await page.goto(url);
   // a fresh workspace, so that a notebook left open by an earlier run does not hide the launcher
-  await page.goto(new URL(`/lab/workspaces/t${Date.now()}?reset`, url).href);
+  await page.goto(new URL(`/lab/workspaces/t${Date.now()}?reset`, page.url()).href);
   await page.locator('.jp-LauncherCard[data-category="Notebook"]').first().click();
   const cell = page.locator('.jp-Notebook .jp-Cell').first();
   await page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').waitFor();
