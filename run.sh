@@ -15,6 +15,9 @@ usage: ./run.sh [SUBCOMMAND] [arguments]
   check    check settings, hub, TLS, token and server before opening the IDE (the bridge need not run)
   login    sign in to the hub once (URL, user, password): keeps the settings and a renewed token [--help]
   logout   revoke the kept hub token and delete what login kept
+  servers  list your servers (default, named, shared with you): state, URL, activity, options [--json]
+  start    start your server, or start SERVER (a named one), with JUPYTER_SERVER_OPTIONS; shows progress
+  stop     stop your server, or stop SERVER (it is kept, not deleted): frees what it holds on the cluster
   test     install the test tools and run the test suite (pytest arguments may follow)
   bench    benchmark direct vs plain mitmdump vs the bridge against a local hub (bench/README.md)
   help     this text and the settings (also -h, --help)
@@ -200,6 +203,7 @@ case "${1:-}" in
   demo) shift; demo "$@" ;;
   check) shift; ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.check "$@" ;;
   login|logout) ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.login "$@" ;;
+  servers|start|stop) ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.servers "$@" ;;
   test) shift; run_tests "$@" ;;
   bench) shift; run_bench "$@" ;;
   *) echo "error: unknown subcommand '$1'." >&2; usage >&2; exit 2 ;;
