@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from cryptography import x509
 
+from addon import store
 from addon.settings import Settings
 from addon.settings import host_in_url
 
@@ -56,6 +57,7 @@ class Facts:
     ca_subject: str = "?"
     hub_home: str = "your hub's home page"
     cert: Certificate | None = None
+    login_advice: str = ""  # for a refused token that ./run.sh login made (store.refused_token_advice)
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,7 @@ RULES: tuple[Rule, ...] = (
      "Put your hub token in the IDE's URL (?token=<token>), or give it to the bridge as JUPYTERHUB_API_TOKEN."),
     ("token-rejected", _server_refused,
      "Your server refused the hub token{ws} ({m!r}): it is wrong, expired or revoked, belongs to another user, "
-     "or lacks the scope access:servers.", _TOKEN_FIX),
+     "or lacks the scope access:servers.", "{token_fix}"),
     ("cross-origin", lambda a: a.status == 404 and not a.credential and a.origin,
      "Your server blocked a cross-origin request (jupyter_server logs 'Blocking Cross Origin API request').",
      "Let the IDE send no Origin header, or use the bridge's own address {f.address}."),
@@ -199,6 +201,7 @@ def diagnose(a: Answer, f: Facts = Facts()) -> Diagnosis | None:
     limit = re.search(r"iopub_data_rate_limit=([\d.e+]+)", a.body)
     values = dict(a=a, f=f if f.cert else replace(f, cert=UNKNOWN_CERT),
                   m=m, cause=cause.rstrip(".") + ".", fix=fix, names=names,
+                  token_fix=f.login_advice or _TOKEN_FIX.format(f=f),
                   ws=" on the WebSocket ('Couldn't authenticate WebSocket connection')" if a.websocket else "",
                   limit=f"{float(limit.group(1)):.0f} bytes/s" if limit else "?",
                   now=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
@@ -239,4 +242,5 @@ def facts(s: Settings, cert: x509.Certificate | None = None) -> Facts:
     address = f"{host_in_url(s.server_host)}:{s.server_port}"
     return Facts(address=address, host=s.server_host, tls_name=s.tls_name,
                  ca_file=s.ca_file or "the system trust store", ca_subject=ca_subject,
-                 hub_home=s.hub_home, cert=describe(cert) if cert else None)
+                 hub_home=s.hub_home, cert=describe(cert) if cert else None,
+                 login_advice=store.refused_token_advice(s.hub_token))

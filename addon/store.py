@@ -134,3 +134,18 @@ def origin_lines(environ, overrides: dict[str, str], env_of: dict[str, str], hub
     if taken:
         lines.append(f"  from {path(environ)} (./run.sh login): {', '.join(taken)}")
     return lines
+
+
+def refused_token_advice(hub_token: str | None, environ=os.environ, now: datetime | None = None) -> str:
+    """What to tell a user whose server refused the hub token, when it is the one `./run.sh login` stored;
+    empty otherwise."""
+    try:
+        stored = load(environ).get("hub_token", {})
+    except ValueError:
+        return ""
+    if not hub_token or stored.get("token") != hub_token:
+        return ""
+    expires = parse_time(stored.get("expires_at"))
+    if expires and expires <= (now or datetime.now(timezone.utc)):
+        return f"Your hub token expired on {expires:%Y-%m-%d %H:%M} UTC: run ./run.sh login."
+    return "Your hub token was revoked (or lost its rights) on the hub: run ./run.sh login."

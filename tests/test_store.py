@@ -6,6 +6,7 @@ import stat
 
 import pytest
 
+from addon import diagnose
 from addon import settings
 from addon import store
 
@@ -130,3 +131,22 @@ def test_banner_says_what_came_from_the_file(home):
 ])
 def test_expiry_text(expires_at, text):
     assert store.expiry_text({"hub_token": {"expires_at": expires_at}}) == text
+
+
+@pytest.mark.parametrize("token, now, advice", [
+    ("stored-hub-token", "2026-12-30T00:00:00Z", "Your hub token expired on 2026-12-29 13:00 UTC: run ./run.sh login."),
+    ("stored-hub-token", "2026-12-01T00:00:00Z",
+     "Your hub token was revoked (or lost its rights) on the hub: run ./run.sh login."),
+    ("a-token-from-the-environment", "2026-12-01T00:00:00Z", ""),  # not ours: the general advice applies
+    (None, "2026-12-01T00:00:00Z", ""),
+])
+def test_advice_for_a_refused_stored_token(home, token, now, advice):
+    logged_in(home)
+    assert store.refused_token_advice(token, home, store.parse_time(now)) == advice
+
+
+def test_the_diagnosis_of_a_refused_stored_token_says_run_login():
+    refused = diagnose.Answer(403, {}, '{"message": "Forbidden"}', credential=True)
+    advice = "Your hub token expired on 2026-12-29 13:00 UTC: run ./run.sh login."
+    assert diagnose.diagnose(refused, diagnose.Facts(login_advice=advice)).fix == advice
+    assert "Create a new token" in diagnose.diagnose(refused, diagnose.Facts()).fix
