@@ -114,10 +114,13 @@ def parse_time(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def expiry_text(data: dict) -> str:
-    """When the stored hub token expires, for the banner and check."""
+def expiry_text(data: dict, now: datetime | None = None) -> str:
+    """When the stored hub token expires (or expired), for the banner, login, logout and the renewal."""
     expires = parse_time(data.get("hub_token", {}).get("expires_at"))
-    return f"expires {expires:%Y-%m-%d %H:%M} UTC" if expires else "never expires"
+    if expires is None:
+        return "never expires"
+    past = expires <= (now or datetime.now(timezone.utc))
+    return f"{'expired on' if past else 'expires'} {expires:%Y-%m-%d %H:%M} UTC"
 
 
 def origin_lines(environ, overrides: dict[str, str], env_of: dict[str, str], hub_token: str | None,

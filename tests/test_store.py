@@ -3,6 +3,9 @@
 import json
 import os
 import stat
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 
 import pytest
 
@@ -19,11 +22,12 @@ def home(tmp_path):
     return {"JUPYTERHUB_BRIDGE_HOME": str(tmp_path / "bridge-home")}
 
 
-def logged_in(environ, **extra):
+def logged_in(environ, expires_at: str | None = None):
+    expires_at = expires_at or f"{datetime.now(timezone.utc) + timedelta(days=30):%Y-%m-%dT%H:%M:%S.%fZ}"
     data = {"settings": dict(HUB), "hub_token": {"token": "stored-hub-token", "id": "a7", "user": "alice",
-                                                 "expires_at": "2026-12-29T13:00:00.000000Z", "lifetime": 2592000,
+                                                 "expires_at": expires_at, "lifetime": 2592000,
                                                  "scopes": ["access:servers!user=alice"]},
-            "local_token": "stored-local-token", **extra}
+            "local_token": "stored-local-token"}
     store.save(data, environ)
     return data
 
@@ -114,23 +118,25 @@ def test_the_mitmproxy_side_sees_the_same_values(home):
 
 
 def test_banner_says_what_came_from_the_file(home):
-    logged_in(home)
+    expires = store.expiry_text(logged_in(home))
     environ = {**home, "JUPYTER_USERNAME": "alice"}
     lines = store.origin_lines(environ, {"jupyter_server_port": "8443"}, settings.ENV_OF, "stored-hub-token",
                                "stored-local-token")
     assert lines[0] == "  set with --set: jupyter_server_port"
     assert lines[1] == (f"  from {store.path(home)} (./run.sh login): JUPYTER_SERVER_IP_OR_NAME, JUPYTER_SERVER_NAME, "
-                        "JUPYTERHUB_BASE_URL, the hub token (expires 2026-12-29 13:00 UTC), the bridge's token")
+                        f"JUPYTERHUB_BASE_URL, the hub token ({expires}), the bridge's token")
     assert store.origin_lines(home, {}, settings.ENV_OF, "other", "other")[0].endswith("JUPYTER_USERNAME")
 
 
 @pytest.mark.parametrize("expires_at, text", [
     ("2026-12-29T13:00:00.123456Z", "expires 2026-12-29 13:00 UTC"),
     ("2026-12-29T13:00:00+00:00", "expires 2026-12-29 13:00 UTC"),
+    ("2026-11-29T11:59:00Z", "expired on 2026-11-29 11:59 UTC"),
     (None, "never expires"),
 ])
 def test_expiry_text(expires_at, text):
-    assert store.expiry_text({"hub_token": {"expires_at": expires_at}}) == text
+    now = store.parse_time("2026-11-29T12:00:00Z")
+    assert store.expiry_text({"hub_token": {"expires_at": expires_at}}, now) == text
 
 
 @pytest.mark.parametrize("token, now, advice", [
@@ -141,7 +147,7 @@ def test_expiry_text(expires_at, text):
     (None, "2026-12-01T00:00:00Z", ""),
 ])
 def test_advice_for_a_refused_stored_token(home, token, now, advice):
-    logged_in(home)
+    logged_in(home, "2026-12-29T13:00:00.000000Z")
     assert store.refused_token_advice(token, home, store.parse_time(now)) == advice
 
 
