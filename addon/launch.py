@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from addon import hub
+from addon import lifecycle
 from addon import settings
 from addon import store
 
@@ -77,6 +78,11 @@ def token_owner(s: settings.Settings) -> tuple[settings.Settings, list[str]]:
             raise ValueError(f"JUPYTER_USERNAME is not set and JUPYTERHUB_API_TOKEN belongs to the {kind} "
                              f"'{name}', not to a user: set JUPYTER_USERNAME.")
         return dataclasses.replace(s, username=name), [f"  user '{name}' is the owner of the hub token"]
+    scopes = me.get("scopes", [])
+    if name != s.username and lifecycle.grants(scopes, ("access:servers",), s.username, s.named_server):
+        start = "starts it" if lifecycle.may_start(scopes, s.username, s.named_server) else "cannot start it"
+        return s, [f"  the server of '{s.username}' is shared with you ('{name}'): the bridge uses your token; "
+                   f"when the server is stopped it {start}"]
     if name != s.username:
         return s, [f"  warning: the hub token belongs to the {kind} '{name}', not to JUPYTER_USERNAME "
                    f"'{s.username}': the hub refuses it unless '{name}' may use that user's server."]

@@ -51,12 +51,15 @@ def cannot_start(s: Settings) -> str | None:
     return None
 
 
+def grants(scopes: list[str], wanted: tuple[str, ...], owner: str, server: str) -> bool:
+    """Whether a token's scopes (as the hub lists them, expanded) grant one of `wanted` on `owner`'s server:
+    unfiltered, or filtered to that user or server. A group filter may include the owner: such a token is let try."""
+    granting = {f"{scope}{only}" for scope in wanted for only in ("", f"!user={owner}", f"!server={owner}/{server}")}
+    return any(sc in granting or sc.startswith(tuple(f"{x}!group=" for x in wanted)) for sc in scopes)
+
+
 def may_start(scopes: list[str], owner: str, server: str) -> bool:
-    """Whether a token with these scopes (as the hub lists them, expanded) may start `owner`'s server: unfiltered,
-    or filtered to that user or server. A group filter may include the owner: such a token is let try."""
-    granting = {f"{scope}{only}" for scope in START_SCOPES
-                for only in ("", f"!user={owner}", f"!server={owner}/{server}")}
-    return any(sc in granting or sc.startswith(tuple(f"{x}!group=" for x in START_SCOPES)) for sc in scopes)
+    return grants(scopes, START_SCOPES, owner, server)
 
 
 async def not_yours(hub, s: Settings) -> str | None:

@@ -78,6 +78,17 @@ def test_may_start(scopes, may):
     assert lifecycle.may_start(scopes, "bob", "") is may
 
 
+@pytest.mark.parametrize("scopes, access", [
+    (["access:servers!server=bob/"], True),  # a share of bob's default server
+    (["access:servers!server=bob/gpu"], False),
+    (["access:servers!user=bob"], True),
+    (["access:servers"], True),  # an admin's
+    (["access:servers!user=alice", "start:servers!user=bob"], False),
+])
+def test_grants_access(scopes, access):
+    assert lifecycle.grants(scopes, ("access:servers",), "bob", "") is access
+
+
 @pytest.mark.parametrize("error, again", [
     (hub_client.HubError(400, "alice is pending stop"), True),
     (hub_client.HubError(400, "devhub: profile 'huge' is not one of small, gpu-small"), False),
@@ -257,7 +268,8 @@ def test_a_server_bob_shares_with_alice_is_served_to_her_token(hub, start_bridge
 
     alice = {"JUPYTERHUB_API_TOKEN": hub["users"]["alice"]["token"]}
     bridge = start_bridge(hub, env=alice, user="bob")
-    assert "/user/bob/" in bridge.log()
+    assert "the server of 'bob' is shared with you ('alice'): the bridge uses your token; when the server is " \
+           "stopped it cannot start it" in bridge.log()
     assert run_in_kernel(bridge, "import os; print(os.environ['JUPYTERHUB_USER'])") == "bob\n"
     status, out, err = run_sh(hub, tmp_path, "servers", "--json", JUPYTER_USERNAME="bob")
     assert status == 0, err
