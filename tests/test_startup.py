@@ -1,12 +1,18 @@
 """Issue 9: a client that asks from the moment the bridge starts (PyCharm, kept open while the bridge restarts)
 never makes it exit; its requests are answered once the bridge is ready (addon/startup.py)."""
 
+import asyncio
 import http.client
 import statistics
 import time
 
 import pytest
+from mitmproxy import options
+from mitmproxy.proxy import server_hooks
+from mitmproxy.test import tflow
+from mitmproxy.tools import dump
 
+from addon import startup
 from bridge_process import start_bridge  # noqa: F401  (fixture)
 
 LOCAL_TOKEN = "startup-test-local-token-4f1c9e"
@@ -36,6 +42,18 @@ def first_answer(bridge) -> tuple[float, int]:
         except (OSError, http.client.HTTPException):
             time.sleep(POLL_SECONDS)
     pytest.fail(f"no answer within {START_TIMEOUT:.0f} s:\n{bridge.log()}", pytrace=False)
+
+
+async def test_a_connection_waits_until_the_running_hooks_have_loaded_the_certificate_store(tmp_path):
+    master = startup.holding(dump.DumpMaster)(options.Options(confdir=str(tmp_path)))
+    connected = asyncio.ensure_future(
+        master.addons.trigger_event(server_hooks.ClientConnectedHook(tflow.tclient_conn())))
+    await asyncio.sleep(0.05)
+    assert not connected.done() and master.addons.get("tlsconfig").certstore is None
+    await master.running()
+    await asyncio.wait_for(connected, 5)
+    assert master.addons.get("tlsconfig").certstore is not None
+    await master.done()
 
 
 @pytest.mark.parametrize("web, starts", [(False, 10), (True, 3)], ids=["dump", "web"])
