@@ -2,6 +2,8 @@
 the other addons read from here."""
 
 import logging
+import os
+from collections.abc import Mapping
 from typing import Optional
 
 from mitmproxy import ctx
@@ -18,18 +20,21 @@ class Config:
     settings: Settings | None = None
     hub: Hub | None = None
 
+    def __init__(self, environ: Mapping[str, str] = os.environ) -> None:
+        self.environ = environ  # option defaults and secrets left unset come from here (tests: their own)
+
     def load(self, loader) -> None:
         for o in settings.OPTIONS:
             if o.secret:
                 loader.add_option(o.name, Optional[str], None, f"{o.help} Default: ${o.env}.")
             else:
-                loader.add_option(o.name, str, o.env_default(), o.help)
+                loader.add_option(o.name, str, o.env_default(self.environ), o.help)
 
     def configure(self, updated: set[str]) -> None:
         if not updated & settings.OPTION_NAMES:
             return
         try:
-            s = settings.resolve({name: getattr(ctx.options, name) for name in settings.OPTION_NAMES})
+            s = settings.resolve({name: getattr(ctx.options, name) for name in settings.OPTION_NAMES}, self.environ)
         except ValueError as e:
             raise exceptions.OptionsError(str(e)) from e
         if not s.username:

@@ -5,7 +5,6 @@
 option of the addon, and `settings.resolve` validates the values. To add a setting, append an `Option` below and
 read it in `settings.resolve`."""
 
-import os
 import sys
 import textwrap
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ class Option:
     secret: bool = False  # read from the environment when resolved, so it never shows as a default
     shown_default: str = ""  # what an empty default means, for the help and the README
 
-    def env_default(self, environ: Mapping[str, str] = os.environ) -> str:
+    def env_default(self, environ: Mapping[str, str]) -> str:
         return environ.get(self.env, self.default)
 
     @property

@@ -222,7 +222,7 @@ def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_
     return secret.strip()
 
 
-def resolve(values: dict[str, str | None], environ: Mapping[str, str] = os.environ) -> Settings:
+def resolve(values: dict[str, str | None], environ: Mapping[str, str]) -> Settings:
     """Validate raw option values (keyed by option name; None for a secret means: from `environ`, which
     the entry points give as os.environ); raise ValueError with a message a user can act on."""
     server_host = _required(values, "jupyter_server_ip_or_name", "the address of your JupyterHub (IP or DNS name)")

@@ -55,7 +55,7 @@ def test_mitmdump_keeps_the_last_websocket_message_and_no_flows():
 
 def test_mitmweb_keeps_recent_messages_and_a_bounded_number_of_flows():
     from mitmproxy.addons.view import View
-    view, config, b = View(), Config(), History()
+    view, config, b = View(), Config({}), History()
     with taddons.context(view, config, b) as tctx:
         tctx.configure(config, jupyter_server_ip_or_name="10.0.0.5", jupyter_username="alice",
                        jupyter_proxy_web_flows="3", jupyter_proxy_web_ws_messages="2")
