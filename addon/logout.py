@@ -16,7 +16,8 @@ NOT_ASKED = {  # login and logout take no token from the environment
 def stored_settings(data: dict) -> Settings:
     """The settings of the stored login, whatever the environment says now: its token belongs to that hub."""
     values = {o.name: o.default for o in settings.OPTIONS if not o.secret} | data.get("settings", {}) | NOT_ASKED
-    return settings.resolve(values | {"jupyterhub_api_token": data.get("hub_token", {}).get("token", "")}, os.environ)
+    token = data.get("hub_token", {}).get("token", "")
+    return settings.resolve(values | {"jupyterhub_api_token": token}, os.environ)
 
 
 def revoke(data: dict) -> str:
