@@ -113,10 +113,11 @@ def test_other_local_pages_get_nothing_usable_and_same_site_pages_cannot_use_the
     browser's own host name (same-site) cannot run the user's files or load them with the cookie."""
     pages = OtherPages()
     try:
-        browser_host = None
         first = node("side_doors.mjs", f"{bridge.url}/?token={bridge.token}",
                      f"http://127.0.0.1:{pages.port}/?target={bridge.url}",
                      f"http://localhost:{pages.port}/?target=http://localhost:{bridge.port}")
+        received = [c for c in pages.cookies if c]
+        assert not any(f"jupyterhub-bridge-{bridge.port}" in c for c in received), received
         browser_host = first["lab"].split("/")[2]
         assert browser_host.endswith(f".localhost:{bridge.port}") and bridge.token not in first["lab"]
         assert "token=" not in first["lab"] and "bridge-login" not in first["lab"]
@@ -124,8 +125,6 @@ def test_other_local_pages_get_nothing_usable_and_same_site_pages_cannot_use_the
         ours = [c for c in first["cookies"] if c["name"] == f"jupyterhub-bridge-{bridge.port}"]
         assert ours == [{"name": f"jupyterhub-bridge-{bridge.port}", "domain": browser_host.split(":")[0],
                          "httpOnly": True}]
-        received = [c for c in pages.cookies if c]
-        assert not any(f"jupyterhub-bridge-{bridge.port}" in c for c in received), received
         for finding in first["findings"].values():
             assert finding == {"script": False, "img": False}
         replay_is_refused(bridge, received + [f"jupyterhub-bridge-{bridge.port}=x"], browser_host)

@@ -215,3 +215,23 @@ def test_mitmweb_is_bound_to_loopback_with_its_own_token(hub, hub_token, start_b
     assert f"http://127.0.0.1:{web_port}/?token=" in b.log()
     assert httpx.get(f"http://127.0.0.1:{web_port}/flows").status_code == 403
     assert httpx.get(f"{b.url}/api/status?token={b.token}").status_code == 200
+
+
+def test_a_client_without_the_local_token_does_not_start_a_stopped_server(start_hub, start_bridge):  # noqa: F811
+    """Issue 12.4: `?token=bogus` made the bridge start the server with the hub token; now it is told the server
+    is stopped and how to start it, and the server stays stopped until the bridge's own client asks."""
+    stopped = start_hub(name="sec-stopped", users="alice", no_start=True)
+    b = start_bridge(stopped, env={"JUPYTERHUB_API_TOKEN": stopped["users"]["alice"]["token"]})
+    admin = {"Authorization": f"token {stopped['admin_token']}"}
+
+    def running():
+        user = httpx.get(f"{stopped['hub_api_internal']}/users/alice", headers=admin, timeout=30).json()
+        return "" in user["servers"]
+
+    for bogus in ({"params": {"token": "bogus"}}, {"headers": {"Authorization": "token bogus"}}):
+        r = httpx.get(f"{b.url}/api/status", timeout=60, **bogus)
+        assert r.status_code == 503, r.text
+        assert "starts it only for clients that present the bridge's own token" in r.json()["message"]
+    assert not running() and "Starting your server" not in b.log()
+    r = httpx.get(f"{b.url}/api/status?token={b.token}", timeout=120)
+    assert r.status_code == 200 and running()
