@@ -13,7 +13,6 @@ import httpx
 import pytest
 from bridge_process import ROOT
 from bridge_process import hub_env
-from bridge_process import start_bridge  # noqa: F401  (fixture)
 from kernel_client import execute
 from websockets.sync.client import connect as ws_connect
 
@@ -213,7 +212,7 @@ def run_in_kernel(bridge, code: str) -> str:
         return out
 
 
-def test_a_stopped_server_started_by_the_bridge_runs_with_the_options(hub, start_bridge):  # noqa: F811
+def test_a_stopped_server_started_by_the_bridge_runs_with_the_options(hub, start_bridge):
     # display_name tells the two body forms apart: JupyterHub 6 would read it from an options-only body as the
     # new form's display_name, and start the server without the options.
     options = {"profile": "gpu-small", "partition": "short", "display_name": "GPU"}
@@ -260,7 +259,7 @@ def test_stop_stops_and_start_starts_with_progress(hub, tmp_path):
     assert status == 0 and "is not running" in out
 
 
-def test_a_server_bob_shares_with_alice_is_served_to_her_token(hub, start_bridge, tmp_path):  # noqa: F811
+def test_a_server_bob_shares_with_alice_is_served_to_her_token(hub, start_bridge, tmp_path):
     admin_start(hub, "bob")
     bob = {"Authorization": f"token {hub['users']['bob']['token']}"}
     r = httpx.post(f"{hub['hub_api_internal']}/shares/bob/", json={"user": "alice"}, headers=bob, timeout=30)
@@ -283,7 +282,7 @@ def test_a_server_bob_shares_with_alice_is_served_to_her_token(hub, start_bridge
     assert server_model(hub, "bob")["stopped"]
 
 
-def test_options_the_hub_refuses_give_a_503_with_its_reason(hub, start_bridge, tmp_path):  # noqa: F811
+def test_options_the_hub_refuses_give_a_503_with_its_reason(hub, start_bridge, tmp_path):
     # While the default server runs, the proxy sends /user/alice/refused/… to it (the longest route), and it
     # answers 404: the bridge sees a stopped named server only when the default one is stopped too.
     admin_stop(hub, "alice")
@@ -308,3 +307,29 @@ def test_bad_options_stop_the_start_with_one_line(hub, tmp_path, command):
     assert status == 1 and err.strip().splitlines() == [
         "error: JUPYTER_SERVER_OPTIONS is not valid JSON (Expecting ',' delimiter: line 1 column 18 (char 17)): "
         'write a JSON object such as {"profile": "gpu-small"}, or key=value pairs separated by commas.'], err
+
+
+# An older hub, when one is installed in a venv of its own (not by ./run.sh test), e.g.
+#   python3.12 -m venv /tmp/jh5 && /tmp/jh5/bin/pip install "jupyterhub==5.4.*" jupyter-server ipykernel trustme
+#   JUPYTERHUB5_PYTHON=/tmp/jh5/bin/python ./run.sh test tests/test_servers.py -k older_hub
+@pytest.mark.skipif(not os.environ.get("JUPYTERHUB5_PYTHON"), reason="JUPYTERHUB5_PYTHON (a JupyterHub 5 venv) unset")
+def test_an_older_hub_gets_the_options_as_the_whole_body(tmp_path):
+    workdir, ready = tmp_path / "hub5", tmp_path / "hub5" / "ready.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([os.environ["JUPYTERHUB5_PYTHON"], "-m", "devhub", "--workdir", str(workdir),
+                             "--ready-file", str(ready), "--no-start"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 120
+        while not ready.exists() and proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.2)
+        assert ready.exists(), "the JupyterHub 5 devhub did not start"
+        hub5 = json.loads(ready.read_text())
+        assert admin(hub5, "GET", "/").json()["version"].startswith("5.")
+        options = {"profile": "gpu-small", "display_name": "GPU"}  # the 6 form would nest them in user_options
+        status, out, err = run_sh(hub5, tmp_path, "start", JUPYTER_SERVER_OPTIONS=json.dumps(options))
+        assert status == 0, err
+        assert server_model(hub5, "alice")["user_options"] == options
+    finally:
+        proc.terminate()  # devhub stops its hub and servers on SIGTERM
+        proc.wait(30)
