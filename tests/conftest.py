@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["bridge_process"]  # its start_bridge fixture, for every test module
+
 from devhub.stop import die_with_parent, stop_processes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 from bridge_process import free_port
-from bridge_process import start_bridge  # noqa: F401  (fixture)
 from kernel_client import V1
 from kernel_client import execute
 from websockets.exceptions import InvalidStatus
@@ -34,7 +33,7 @@ def hub_token(hub):
 
 
 @pytest.fixture(scope="module")
-def bridge(hub, hub_token, start_bridge):  # noqa: F811
+def bridge(hub, hub_token, start_bridge):
     return start_bridge(hub, env={"JUPYTERHUB_API_TOKEN": hub_token})
 
 
@@ -150,7 +149,7 @@ def replay_is_refused(bridge, cookies, browser_host):
 
 
 @needs_chromium
-def test_jupyterlab_through_the_connect_url_leaves_no_token_in_flows_or_log(hub, hub_token, start_bridge,  # noqa: F811
+def test_jupyterlab_through_the_connect_url_leaves_no_token_in_flows_or_log(hub, hub_token, start_bridge,
                                                                            tmp_path):
     """Issue 9.2: the local token leaves the address bar at once (so no Referer carries it upstream), and
     neither token stays in full in a `-w` flow file or the log."""
@@ -168,7 +167,7 @@ def test_jupyterlab_through_the_connect_url_leaves_no_token_in_flows_or_log(hub,
     assert hub_token not in log
 
 
-def test_pages_keep_no_hub_token_when_they_stream(hub, hub_token, start_bridge):  # noqa: F811
+def test_pages_keep_no_hub_token_when_they_stream(hub, hub_token, start_bridge):
     """Issue 12.3: pages over JUPYTER_PROXY_STREAM_BODIES stream past the `response` hook."""
     b = start_bridge(hub, env={"JUPYTERHUB_API_TOKEN": hub_token, "JUPYTER_PROXY_STREAM_BODIES": "4k"})
     page = httpx.get(f"{b.url}/lab", headers={"Authorization": f"token {b.token}"}, timeout=60)

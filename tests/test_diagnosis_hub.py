@@ -14,7 +14,6 @@ import pytest
 import trustme
 from bridge_process import free_port
 from expired_tls import expired_hub
-from bridge_process import start_bridge  # noqa: F401  (fixture)
 from kernel_client import execute
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
@@ -82,7 +81,7 @@ def hub_answer(hub, method, path, token=None, origin=None):
                            origin=bool(origin))
 
 
-def test_no_credential_is_the_bridges_own_401_in_body_comment_and_one_log_line(hub, start_bridge):  # noqa: F811
+def test_no_credential_is_the_bridges_own_401_in_body_comment_and_one_log_line(hub, start_bridge):
     b = web_bridge(start_bridge, hub, {"JUPYTERHUB_API_TOKEN": hub["users"]["alice"]["token"]})
     for _ in range(3):  # an IDE retrying
         r = httpx.get(b.url + "/api/kernelspecs", timeout=30)
@@ -96,7 +95,7 @@ def test_no_credential_is_the_bridges_own_401_in_body_comment_and_one_log_line(h
 
 
 @pytest.fixture(scope="module")
-def open_bridge(hub, start_bridge):  # noqa: F811
+def open_bridge(hub, start_bridge):
     """Clients bring their own hub token: what the hub and the server say about it reaches the client."""
     return web_bridge(start_bridge, hub)
 
@@ -162,7 +161,7 @@ def test_cross_origin_blocks(hub, open_bridge):
                              "Fix: Set JUPYTER_SERVER_NAME=<one of: jupyterhub>."]),
     ("JUPYTER_SERVER_PORT", ["Nothing accepts connections at 127.0.0.1:", "(connection refused)"]),
 ])
-def test_connection_and_tls_failures(hub, start_bridge, tmp_path, env, words):  # noqa: F811
+def test_connection_and_tls_failures(hub, start_bridge, tmp_path, env, words):
     value = {"JUPYTER_CLUSTER_CA_CERT": str(tmp_path / "other-ca.pem"), "JUPYTER_SERVER_NAME": "not-the-hub",
              "JUPYTER_SERVER_PORT": str(free_port())}[env]
     trustme.CA().cert_pem.write_to_path(str(tmp_path / "other-ca.pem"))
@@ -177,7 +176,7 @@ def test_connection_and_tls_failures(hub, start_bridge, tmp_path, env, words):  
 
 
 
-def test_expired_certificate(hub, start_bridge, tmp_path):  # noqa: F811
+def test_expired_certificate(hub, start_bridge, tmp_path):
     with expired_hub(tmp_path) as (port, ca_file):
         b = web_bridge(start_bridge, hub, {"JUPYTER_SERVER_PORT": str(port), "JUPYTER_CLUSTER_CA_CERT": ca_file})
         assert httpx.get(b.url + "/api/status", timeout=30).status_code == 502
@@ -192,7 +191,7 @@ def diag_hub(start_hub):
     return start_hub(name="diag", iopub_data_rate_limit=100000)
 
 
-def test_iopub_rate_limit(diag_hub, start_bridge):  # noqa: F811
+def test_iopub_rate_limit(diag_hub, start_bridge):
     b = web_bridge(start_bridge, diag_hub, {"JUPYTERHUB_API_TOKEN": diag_hub["users"]["alice"]["token"]})
     auth = {"Authorization": f"token {b.token}"}
     with httpx.Client(base_url=b.url, headers=auth, timeout=120) as c:
@@ -236,7 +235,7 @@ def wait_for(predicate, timeout=90):
         time.sleep(0.5)
 
 
-def test_stopped_and_crashed_server(diag_hub, start_bridge):  # noqa: F811
+def test_stopped_and_crashed_server(diag_hub, start_bridge):
     api, adm = diag_hub["hub_api_internal"], {"Authorization": f"token {diag_hub['admin_token']}"}
     token = diag_hub["users"]["alice"]["token"]
     servers = lambda: httpx.get(f"{api}/users/alice", headers=adm, timeout=30).json()["servers"]  # noqa: E731

@@ -1,6 +1,7 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from mitmproxy.http import Headers  # case-insensitive, as the bridge's request headers are
 
 from addon import forward
 from addon import guard
@@ -16,16 +17,6 @@ def make(hub_token=HUB_TOKEN, local=LOCAL, listen="localhost"):
     values.update(jupyter_server_ip_or_name="10.0.0.5", jupyter_server_port="8443", jupyter_username="alice",
                   jupyter_proxy_ip_or_name=listen, jupyterhub_api_token=hub_token, jupyter_proxy_token=local)
     return settings.resolve(values, environ={})
-
-
-class Headers(dict):
-    """Case-insensitive lookups, like mitmproxy's Headers."""
-
-    def __init__(self, **kw):
-        super().__init__({k.replace("_", "-").lower(): v for k, v in kw.items()})
-
-    def get(self, key, default=None):
-        return super().get(key.lower(), default)
 
 
 S = make()

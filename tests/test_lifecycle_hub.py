@@ -8,7 +8,6 @@ import uuid
 
 import httpx
 import pytest
-from bridge_process import start_bridge  # noqa: F401  (fixture)
 from kernel_client import execute
 from websockets.sync.client import connect as ws_connect
 
@@ -57,7 +56,7 @@ def client(bridge):
     return httpx.Client(base_url=bridge.url, headers={"Authorization": f"token {bridge.token}"}, timeout=120)
 
 
-def test_get_put_and_kernel_after_a_stop(hub, start_bridge):  # noqa: F811
+def test_get_put_and_kernel_after_a_stop(hub, start_bridge):
     bridge = start_bridge(hub, env=env(hub), user="")
     assert "user 'alice' is the owner of the hub token" in bridge.log()  # discovered from the token
     with client(bridge) as c:
@@ -80,7 +79,7 @@ def test_get_put_and_kernel_after_a_stop(hub, start_bridge):  # noqa: F811
     assert log.count("Starting your server: 0% Server requested") >= 3, log
 
 
-def test_ten_concurrent_requests_cause_one_start(hub, start_bridge):  # noqa: F811
+def test_ten_concurrent_requests_cause_one_start(hub, start_bridge):
     bridge = start_bridge(hub, env=env(hub))
     stop_server(hub)
     before = starts(hub)
@@ -90,7 +89,7 @@ def test_ten_concurrent_requests_cause_one_start(hub, start_bridge):  # noqa: F8
     assert starts(hub) - before == 1
 
 
-def test_a_websocket_waits_for_the_start_under_way(hub, start_bridge):  # noqa: F811
+def test_a_websocket_waits_for_the_start_under_way(hub, start_bridge):
     bridge = start_bridge(hub, env=env(hub))
     with client(bridge) as c:
         r = c.post("/api/kernels", json={"name": "python3"})
@@ -111,7 +110,7 @@ def test_a_websocket_waits_for_the_start_under_way(hub, start_bridge):  # noqa: 
 
 
 @pytest.mark.parametrize("user, words", [("bob", "devhub --spawn-fail"), ("carol", "did not start within 3 s")])
-def test_failing_and_slow_spawns_give_a_503_with_the_reason(hub, start_bridge, user, words):  # noqa: F811
+def test_failing_and_slow_spawns_give_a_503_with_the_reason(hub, start_bridge, user, words):
     bridge = start_bridge(hub, env=env(hub, user, JUPYTER_START_TIMEOUT="3"), user=user)
     t0 = time.monotonic()
     with client(bridge) as c:
@@ -120,7 +119,7 @@ def test_failing_and_slow_spawns_give_a_503_with_the_reason(hub, start_bridge, u
     assert time.monotonic() - t0 < 20
 
 
-def test_autostart_off_and_no_token_answer_503_at_once(hub, start_bridge):  # noqa: F811
+def test_autostart_off_and_no_token_answer_503_at_once(hub, start_bridge):
     stop_server(hub)
     off = start_bridge(hub, env=env(hub, JUPYTER_AUTOSTART="false"))
     with client(off) as c:
@@ -136,7 +135,7 @@ def test_autostart_off_and_no_token_answer_503_at_once(hub, start_bridge):  # no
     assert "503" in str(refused.value)
 
 
-def test_token_without_start_scope_names_it(hub, start_bridge):  # noqa: F811
+def test_token_without_start_scope_names_it(hub, start_bridge):
     stop_server(hub)
     r = admin(hub, "POST", "/users/alice/tokens", json={"scopes": ["access:servers!user=alice"], "note": "no-start"})
     assert r.status_code == 201, r.text
@@ -146,12 +145,12 @@ def test_token_without_start_scope_names_it(hub, start_bridge):  # noqa: F811
     assert r.status_code == 503 and "start:servers" in r.json()["message"], r.text
 
 
-def test_username_that_is_not_the_token_owner_is_reported(hub, start_bridge):  # noqa: F811
+def test_username_that_is_not_the_token_owner_is_reported(hub, start_bridge):
     bridge = start_bridge(hub, env=env(hub, "bob"))
     assert "the hub token belongs to the user 'bob', not to JUPYTER_USERNAME 'alice'" in bridge.log()
 
 
-def test_hub_under_a_prefix_and_a_named_server_that_does_not_exist_yet(hubs, start_bridge):  # noqa: F811
+def test_hub_under_a_prefix_and_a_named_server_that_does_not_exist_yet(hubs, start_bridge):
     hub = hubs[1]
     bridge = start_bridge(hub, env=env(hub, JUPYTER_NAMED_SERVER=f"n{uuid.uuid4().hex[:6]}"))
     with client(bridge) as c:
@@ -161,7 +160,7 @@ def test_hub_under_a_prefix_and_a_named_server_that_does_not_exist_yet(hubs, sta
     assert re.search(r"20[12] POST /jupyter/hub/api/users/alice/servers/n", open(hub["log_file"]).read())
 
 
-def test_the_bridge_recovers_when_the_hub_restarts(start_hub, start_bridge):  # noqa: F811
+def test_the_bridge_recovers_when_the_hub_restarts(start_hub, start_bridge):
     first = start_hub(name="life-restart", no_start=True)
     bridge = start_bridge(first, env=env(first))
     with client(bridge) as c:

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from bridge_process import ROOT
 from bridge_process import free_port
-from bridge_process import start_bridge  # noqa: F401  (fixture)
 
 from addon import hub as hub_client
 from addon import login
@@ -112,7 +111,7 @@ def accepted(hub, token: str) -> bool:
     return status == 200
 
 
-def test_login_stores_a_narrow_expiring_token_and_the_bridge_uses_it(hub, tmp_path, start_bridge):  # noqa: F811
+def test_login_stores_a_narrow_expiring_token_and_the_bridge_uses_it(hub, tmp_path, start_bridge):
     home = tmp_path / "home"
     before = datetime.now(timezone.utc)
     data = log_in(hub, home, JUPYTER_TOKEN_LIFETIME="3600")

@@ -6,7 +6,6 @@ import base64
 import os
 
 import pytest
-from bridge_process import start_bridge  # noqa: F401  (fixture)
 
 from bench import measure
 from bench.measure import Target
@@ -24,7 +23,7 @@ def fast_hub(start_hub):
 
 
 @pytest.fixture(scope="module", params=["dump", "web"])
-def target(request, fast_hub, start_bridge):  # noqa: F811
+def target(request, fast_hub, start_bridge):
     env = {"JUPYTERHUB_API_TOKEN": fast_hub["users"]["alice"]["token"], "JUPYTER_PROXY_TOKEN": SECRET}
     b = start_bridge(fast_hub, env=env, web=request.param == "web")
     # run.sh execs python, which execs mitmdump/mitmweb: the process we started is the proxy

@@ -9,14 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bridge_process import start_bridge  # noqa: F401  (fixture)
 
 CLIENTS = Path(__file__).resolve().parent / "clients"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
-def bridge(hub, start_bridge):  # noqa: F811
+def bridge(hub, start_bridge):
     return start_bridge(hub, env={"JUPYTERHUB_API_TOKEN": hub["users"]["alice"]["token"]})
 
 

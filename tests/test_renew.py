@@ -8,7 +8,6 @@ from datetime import timezone
 
 import httpx
 import pytest
-from bridge_process import start_bridge  # noqa: F401  (fixture)
 from kernel_client import V1
 from kernel_client import execute
 from test_login import accepted
@@ -57,7 +56,7 @@ def wait_for_new_token(home, old: str, seconds: float) -> dict:
     return token
 
 
-def test_renewal_swaps_the_token_while_a_kernel_stays_open(hub, tmp_path, start_bridge):  # noqa: F811
+def test_renewal_swaps_the_token_while_a_kernel_stays_open(hub, tmp_path, start_bridge):
     home = tmp_path / "home"
     first = log_in(hub, home, JUPYTER_TOKEN_LIFETIME="20")["hub_token"]  # due when 4 s are left
     bridge = start_bridge(env={"JUPYTERHUB_BRIDGE_HOME": str(home)})
@@ -83,7 +82,7 @@ def test_renewal_swaps_the_token_while_a_kernel_stays_open(hub, tmp_path, start_
     assert all(t["token"] not in bridge.log() for t in (first, second, third))
 
 
-def test_a_token_that_cannot_renew_itself_warns(hub, tmp_path, start_bridge):  # noqa: F811
+def test_a_token_that_cannot_renew_itself_warns(hub, tmp_path, start_bridge):
     """A token without the tokens scope (pasted from the token page, say) cannot make its successor."""
     home = tmp_path / "home"
     data = log_in(hub, home)

@@ -11,7 +11,6 @@ import pytest
 from bridge_process import ROOT
 from bridge_process import free_port
 from bridge_process import hub_env
-from bridge_process import start_bridge  # noqa: F401  (fixture)
 from kernel_client import V1
 from kernel_client import execute
 from websockets.exceptions import InvalidStatus
@@ -24,7 +23,7 @@ def hub_token(hub):
 
 
 @pytest.fixture(scope="module")
-def bridge(hub, hub_token, start_bridge):  # noqa: F811
+def bridge(hub, hub_token, start_bridge):
     return start_bridge(hub, env={"JUPYTERHUB_API_TOKEN": hub_token})
 
 
@@ -154,7 +153,7 @@ def test_foreign_kernel_websocket_is_refused(bridge, foreign):
         c.delete(f"/api/kernels/{kernel}")
 
 
-def test_empty_local_secret_works_on_loopback(hub, hub_token, start_bridge):  # noqa: F811
+def test_empty_local_secret_works_on_loopback(hub, hub_token, start_bridge):
     b = start_bridge(hub, env={"JUPYTERHUB_API_TOKEN": hub_token, "JUPYTER_PROXY_TOKEN": ""})
     assert httpx.get(f"{b.url}/api/status").status_code == 200
     assert "JUPYTER_PROXY_TOKEN is empty" in b.log()
@@ -170,7 +169,7 @@ def test_empty_local_secret_is_refused_off_loopback(hub, hub_token):
         "set a token, or listen on localhost.")
 
 
-def test_token_file(hub, hub_token, start_bridge, tmp_path):  # noqa: F811
+def test_token_file(hub, hub_token, start_bridge, tmp_path):
     f = tmp_path / "hub-token"
     f.write_text(hub_token + "\n")
     f.chmod(0o644)
@@ -183,7 +182,7 @@ def test_token_file(hub, hub_token, start_bridge, tmp_path):  # noqa: F811
     assert httpx.get(f"{b.url}/api/status?token={b.token}").status_code == 200
 
 
-def test_secrets_never_in_logs_or_saved_flows(hub, hub_token, start_bridge, tmp_path):  # noqa: F811
+def test_secrets_never_in_logs_or_saved_flows(hub, hub_token, start_bridge, tmp_path):
     flows = tmp_path / "flows.mitm"
     b = start_bridge(hub, env={"JUPYTERHUB_API_TOKEN": hub_token},
                      args=["--set", "termlog_verbosity=debug", "--set", "flow_detail=4", "-w", str(flows)])
@@ -205,7 +204,7 @@ def test_secrets_never_in_logs_or_saved_flows(hub, hub_token, start_bridge, tmp_
     assert f"token …{hub_token[-4:]}".encode() in saved  # redacted, still telling tokens apart
 
 
-def test_mitmweb_is_bound_to_loopback_with_its_own_token(hub, hub_token, start_bridge):  # noqa: F811
+def test_mitmweb_is_bound_to_loopback_with_its_own_token(hub, hub_token, start_bridge):
     web_port = free_port()
     b = start_bridge(hub, env={"JUPYTERHUB_API_TOKEN": hub_token}, web=True,
                      args=["--set", f"web_port={web_port}"])
@@ -217,7 +216,7 @@ def test_mitmweb_is_bound_to_loopback_with_its_own_token(hub, hub_token, start_b
     assert httpx.get(f"{b.url}/api/status?token={b.token}").status_code == 200
 
 
-def test_a_client_without_the_local_token_does_not_start_a_stopped_server(start_hub, start_bridge):  # noqa: F811
+def test_a_client_without_the_local_token_does_not_start_a_stopped_server(start_hub, start_bridge):
     """Issue 12.4: `?token=bogus` made the bridge start the server with the hub token; now it is told the server
     is stopped and how to start it, and the server stays stopped until the bridge's own client asks."""
     stopped = start_hub(name="sec-stopped", users="alice", no_start=True)

@@ -13,7 +13,6 @@ from mitmproxy.test import tflow
 from mitmproxy.tools import dump
 
 from addon import startup
-from bridge_process import start_bridge  # noqa: F401  (fixture)
 
 LOCAL_TOKEN = "startup-test-local-token-4f1c9e"
 POLL_SECONDS = 0.02

@@ -13,14 +13,13 @@ import httpx
 import pytest
 import trustme
 from bridge_process import free_port
-from bridge_process import start_bridge  # noqa: F401  (fixture)
 from kernel_client import V1
 from kernel_client import execute
 from websockets.sync.client import connect as ws_connect
 
 
 @pytest.fixture(scope="module")
-def bridge(hub, start_bridge):  # noqa: F811
+def bridge(hub, start_bridge):
     return start_bridge(hub)
 
 
@@ -140,7 +139,7 @@ def test_traversal_and_the_hub_are_refused(bridge, token, path):
     conn.close()
 
 
-def test_named_server(hub, start_bridge):  # noqa: F811
+def test_named_server(hub, start_bridge):
     admin = {"Authorization": f"token {hub['admin_token']}"}
     r = httpx.post(f"{hub['hub_api_internal']}/users/alice/servers/gpu", headers=admin, timeout=120)
     assert r.status_code in (201, 202), r.text
@@ -162,7 +161,7 @@ def test_named_server(hub, start_bridge):  # noqa: F811
     httpx.delete(f"{hub['hub_api_internal']}/users/alice/servers/gpu", headers=admin, timeout=60)
 
 
-def test_wrong_ca_gives_a_clear_502(hub, start_bridge, tmp_path_factory):  # noqa: F811
+def test_wrong_ca_gives_a_clear_502(hub, start_bridge, tmp_path_factory):
     other_ca = tmp_path_factory.mktemp("otherca") / "ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other_ca))  # a CA that did not sign the hub's certificate
     bridge = start_bridge(hub, env={"JUPYTER_CLUSTER_CA_CERT": str(other_ca)})
@@ -171,14 +170,14 @@ def test_wrong_ca_gives_a_clear_502(hub, start_bridge, tmp_path_factory):  # noq
     assert "certificate verify failed" in r.text.lower()
 
 
-def test_wrong_tls_name_gives_a_clear_502(hub, start_bridge):  # noqa: F811
+def test_wrong_tls_name_gives_a_clear_502(hub, start_bridge):
     bridge = start_bridge(hub, env={"JUPYTER_SERVER_NAME": "not-the-hub"})
     r = httpx.get(bridge.url + "/api/status", timeout=30)
     assert r.status_code == 502
     assert "hostname mismatch" in r.text.lower()
 
 
-def test_hub_down_gives_a_502(hub, start_bridge):  # noqa: F811
+def test_hub_down_gives_a_502(hub, start_bridge):
     bridge = start_bridge(hub, env={"JUPYTER_SERVER_PORT": str(free_port())})
     r = httpx.get(bridge.url + "/api/status", timeout=30)
     assert r.status_code == 502
