@@ -21,7 +21,7 @@ from addon.settings import Settings
 
 STOP_TIMEOUT = 120.0  # a spawner's stop (SIGTERM, then SIGKILL; a batch job's cancel) ends well within this
 POLL_INTERVAL = 0.5
-COLUMNS = ("server", "state", "url", "started", "last_activity", "options")
+HEADINGS = ["  SERVER", "STATE", "URL", "STARTED", "LAST ACTIVITY", "OPTIONS"]
 
 
 class Refused(Exception):
@@ -66,8 +66,8 @@ def table(rows: list[dict]) -> str:
         name = f"{name} (shared by {row['shared_by']})" if row["shared_by"] else name
         return [("* " if row["used"] else "  ") + name, row["state"], row["url"], row["started"][:19],
                 row["last_activity"][:19], spawn_options.shown(row["options"])]
-    lines = [["  SERVER", "STATE", "URL", "STARTED", "LAST ACTIVITY", "OPTIONS"]] + [cells(r) for r in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    lines = [HEADINGS] + [cells(r) for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADINGS))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
 
 
@@ -135,7 +135,9 @@ async def stop(h: hub.Hub, s: Settings, server: str) -> str:
                       + (" (the token needs the scope delete:servers)." if e.status == 403 else ".")) from None
     print(f"stopping {what}...", flush=True)
     while time.monotonic() - t0 < STOP_TIMEOUT:
-        if (found := await server_state(h, user, server)) in ("stopped", None):
+        if (found := await server_state(h, user, server)) is None:
+            return f"the hub is stopping {what} (this token may not follow its state)"
+        if found == "stopped":
             return f"{what} has stopped ({time.monotonic() - t0:.1f} s)"
         await asyncio.sleep(POLL_INTERVAL)
     raise Refused(f"{what} is still {found} after {STOP_TIMEOUT:g} s: `./run.sh servers` shows its state.")
