@@ -197,7 +197,8 @@ def credentials_for(s: Settings, args, interactive: bool) -> dict:
                        "and give it with --token-stdin.")
         if not args.token_stdin:
             print(f"This hub's sign-in takes no password (single sign-on). Sign in on {token_page}, make a token "
-                  "there (no scopes: the bridge needs to reach and start your server), and paste it here.")
+                  f"there (one that expires; scopes: {' '.join(wanted_scopes(s.username or '<you>'))}, or none: "
+                  "all of yours) and paste it here.")
             if sys.platform == "darwin" or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
                 webbrowser.open(token_page)  # not without a desktop: it would start a text browser in this terminal
         token = sys.stdin.readline().strip() if args.token_stdin else getpass.getpass("Token (hidden): ").strip()
