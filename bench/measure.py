@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from websockets.sync.client import connect as ws_connect
 
+from devhub.kernel_client import V1
+from devhub.kernel_client import execute_request
+from devhub.kernel_client import from_v1
+from devhub.kernel_client import to_v1
 from devhub.tls import NamedHTTPSConnection
-from tests.kernel_client import V1
-from tests.kernel_client import execute_request
-from tests.kernel_client import from_v1
-from tests.kernel_client import to_v1
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

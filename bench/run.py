@@ -9,18 +9,18 @@ import argparse
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from bench import measure
 from bench.measure import Target
-from devhub.stop import die_with_parent
+from bench.report import table
+from bench.workloads import files, kernel_exec, kernel_output, rest_concurrent, rest_sequential
 from devhub.ports import free_ports
+from devhub.stop import die_with_parent, stop_processes
 from devhub.tls import client_context
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,23 +33,15 @@ class Processes:
         self.workdir, self.procs = workdir, []
 
     def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "wb")
-        p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True, preexec_fn=die_with_parent)
+        with open(self.workdir / f"{name}.log", "wb") as log:
+            p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
         p.log_path = self.workdir / f"{name}.log"
         self.procs.append(p)
         return p
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_processes(self.procs, 30, group=True)  # each in a session of its own: run.sh, python, mitmproxy
 
 
 def clean_env() -> dict[str, str]:
@@ -116,114 +108,6 @@ def start_targets(procs: Processes, hub: dict, web: bool) -> list[Target]:
     return targets
 
 
-# ---- workloads: each returns a dict of figures for one target --------------------------------------------
-
-def cpu_window(t: Target):
-    return measure.cpu_seconds(t.pid) if t.pid else None
-
-
-def rest_sequential(t: Target, n: int) -> dict:
-    conn = t.connection()
-    for _ in range(20):
-        assert t.request(conn, "GET", "/api/status")[0] == 200
-    cpu0, samples = cpu_window(t), []
-    for _ in range(n):
-        start = time.perf_counter()
-        code, _ = t.request(conn, "GET", "/api/status")
-        samples.append((time.perf_counter() - start) * 1000)
-        assert code == 200
-    conn.close()
-    out = {"rest_ms": samples, "rest_requests": n}
-    if t.pid:
-        out["rest_cpu"] = measure.cpu_seconds(t.pid) - cpu0
-    return out
-
-
-def rest_concurrent(t: Target, clients: int, per_client: int) -> dict:
-    barrier, errors = threading.Barrier(clients + 1), []
-
-    def worker():
-        conn = t.connection()
-        t.request(conn, "GET", "/api/status")
-        barrier.wait()
-        for _ in range(per_client):
-            if t.request(conn, "GET", "/api/status")[0] != 200:
-                errors.append(1)
-        conn.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    for th in threads:
-        th.start()
-    barrier.wait()
-    cpu0, start = cpu_window(t), time.perf_counter()
-    for th in threads:
-        th.join()
-    elapsed = time.perf_counter() - start
-    assert not errors, f"{len(errors)} failed requests via {t.name}"
-    out = {"rps": [clients * per_client / elapsed], "conc_requests": clients * per_client}
-    if t.pid:
-        out["conc_cpu"] = measure.cpu_seconds(t.pid) - cpu0
-    return out
-
-
-def kernel_exec(t: Target, kernel: str, n: int) -> dict:
-    with measure.kernel_socket(t, kernel) as ws:
-        for _ in range(5):
-            measure.run_code(ws, "1")
-        samples = []
-        for _ in range(n):
-            start = time.perf_counter()
-            measure.run_code(ws, "1")
-            samples.append((time.perf_counter() - start) * 1000)
-    return {"exec_ms": samples}
-
-
-def kernel_output(t: Target, kernel: str, mb: int) -> dict:
-    code = f"import sys\ns = 'x' * {MiB}\nfor _ in range({mb}):\n    sys.stdout.write(s); sys.stdout.flush()\n"
-    with measure.kernel_socket(t, kernel) as ws:
-        measure.run_code(ws, "print(1)")  # connected and warm
-        before = measure.status(t.pid)["VmRSS"] if t.pid else None
-        start = time.perf_counter()
-        printed = measure.run_code(ws, code)
-        elapsed = time.perf_counter() - start
-        assert printed == mb * MiB, (printed, mb * MiB)
-        after = measure.status(t.pid) if t.pid else None  # the WebSocket is still open: its history counts
-    out = {"ws_mbps": [mb * MiB / elapsed / 1e6]}
-    if t.pid:
-        out |= {"ws_rss_before": before, "ws_rss_after": after["VmRSS"], "ws_rss_peak": after["VmHWM"]}
-    return out
-
-
-def files(t: Target, mb: int, payload: bytes) -> dict:
-    import base64
-    name = f"bench-{t.name}.bin"
-    body = json.dumps({"type": "file", "format": "base64", "content": base64.b64encode(payload).decode()}).encode()
-    before = measure.status(t.pid)["VmRSS"] if t.pid else None
-    if t.pid:
-        measure.reset_peak(t.pid)
-    conn = t.connection(timeout=600)
-    start = time.perf_counter()
-    code, text = t.request(conn, "PUT", f"/api/contents/{name}", body, {"Content-Type": "application/json"})
-    up = time.perf_counter() - start
-    assert code in (200, 201), (code, text[:300])
-    up_peak = measure.status(t.pid)["VmHWM"] if t.pid else None
-    start = time.perf_counter()
-    conn.request("GET", t.prefix + f"/files/{name}", headers={"Authorization": t.auth})
-    r = conn.getresponse()
-    got = 0
-    while chunk := r.read(1 << 20):
-        got += len(chunk)
-    down = time.perf_counter() - start
-    assert r.status == 200 and got == len(payload), (r.status, got)
-    t.request(conn, "DELETE", f"/api/contents/{name}")
-    conn.close()
-    out = {"up_mbps": [len(payload) / up / 1e6], "down_mbps": [len(payload) / down / 1e6]}
-    if t.pid:
-        st = measure.status(t.pid)
-        out |= {"files_rss_before": before, "files_rss_after": st["VmRSS"], "up_peak": up_peak, "files_peak": st["VmHWM"]}
-    return out
-
-
 # ---- the run ------------------------------------------------------------------------------------------------
 
 def merge(results: dict, name: str, figures: dict) -> None:
@@ -273,65 +157,6 @@ def run(args) -> dict:
     finally:
         procs.stop()
     return results
-
-
-def fmt(v, unit=""):
-    return "-" if v is None else f"{v:.2f}{unit}" if isinstance(v, float) else f"{v}{unit}"
-
-
-def table(results: dict, args) -> str:
-    names = [n for n in ("direct", "plain", "bridge", "web") if n in results]
-    r = results
-    p = measure.percentile
-
-    def get(name, fn):
-        try:
-            return fn(r[name])
-        except (KeyError, ZeroDivisionError, TypeError):
-            return None
-
-    rows = [
-        ("REST GET p50 (ms)", lambda x: p(x["rest_ms"], 50)),
-        ("REST GET p99 (ms)", lambda x: p(x["rest_ms"], 99)),
-        ("REST 16 clients (req/s)", lambda x: sum(x["rps"]) / len(x["rps"])),
-        ("proxy CPU per REST request (ms)",
-         lambda x: 1000 * (x["rest_cpu"] + x["conc_cpu"]) / (x["rest_requests"] + x["conc_requests"])),
-        ("kernel execute p50 (ms)", lambda x: p(x["exec_ms"], 50)),
-        ("kernel execute p99 (ms)", lambda x: p(x["exec_ms"], 99)),
-        (f"kernel output {args.ws_mb} MB (MB/s)", lambda x: x["ws_mbps"][0]),
-        ("  RSS before (MiB)", lambda x: x["ws_rss_before"] / MiB),
-        ("  RSS after, WS open (MiB)", lambda x: x["ws_rss_after"] / MiB),
-        ("  RSS growth (MiB)", lambda x: (x["ws_rss_after"] - x["ws_rss_before"]) / MiB),
-        ("  peak RSS (MiB)", lambda x: x["ws_rss_peak"] / MiB),
-        (f"upload {args.file_mb} MB /api/contents (MB/s)", lambda x: x["up_mbps"][0]),
-        (f"download {args.file_mb} MB /files (MB/s)", lambda x: x["down_mbps"][0]),
-        ("  peak RSS during up+down (MiB)", lambda x: x["files_peak"] / MiB),
-        ("  RSS growth up+down (MiB)", lambda x: (x["files_rss_after"] - x["files_rss_before"]) / MiB),
-        ("RSS growth, whole run (MiB)", lambda x: (x["rss_end"] - x["rss_start"]) / MiB),
-    ]
-    head = ["", *names, "bridge/direct", "bridge/plain"]
-    lines = [head]
-    for label, fn in rows:
-        vals = {n: get(n, fn) for n in names}
-        ratio = lambda a, b: f"{a / b:.2f}x" if a is not None and b else "-"  # noqa: E731
-        if "RSS" in label:  # ratios of memory figures mean little
-            ratio = lambda a, b: "-"  # noqa: E731
-        lines.append([label, *(fmt(vals[n]) for n in names),
-                      ratio(vals.get("bridge"), vals.get("direct")), ratio(vals.get("bridge"), vals.get("plain"))])
-    added = {n: get(n, lambda x: p(x["rest_ms"], 50)) for n in names}
-    ex = {n: get(n, lambda x: p(x["exec_ms"], 50)) for n in names}
-    widths = [max(len(str(row[i])) for row in lines) for i in range(len(head))]
-    text = "\n".join("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in
-                                enumerate(zip(row, widths))) for row in lines)
-    notes = []
-    if all(added.get(k) is not None for k in ("direct", "plain", "bridge")):
-        notes.append(f"added REST p50 over direct: plain {added['plain'] - added['direct']:+.2f} ms, "
-                     f"bridge {added['bridge'] - added['direct']:+.2f} ms "
-                     f"(bridge - plain {added['bridge'] - added['plain']:+.2f} ms)")
-    if all(ex.get(k) is not None for k in ("direct", "bridge")):
-        notes.append(f"added kernel execute p50 over direct: plain {ex['plain'] - ex['direct']:+.2f} ms, "
-                     f"bridge {ex['bridge'] - ex['direct']:+.2f} ms")
-    return text + "\n" + "\n".join(notes)
 
 
 def main(argv=None) -> int:

@@ -121,6 +121,8 @@ class DevHub:
         ports = self._ports()
         admin_token = secrets.token_hex(32)
         password = "devhub-" + secrets.token_urlsafe(9) if self.args.authenticator == "password" else None
+        say(f"devhub: starting JupyterHub on https://127.0.0.1:{ports['port']}{self.args.base_url}"
+            f" (log {self.log_path})")
         self._launch(self._write_config(ports, certs, admin_token, password))
         api = HubAPI(f"http://127.0.0.1:{ports['hub_port']}{self.args.base_url}hub/api", admin_token)
         self.wait_for("the hub API", api.info)
@@ -140,6 +142,7 @@ class DevHub:
         if not os.access(CHP, os.X_OK):
             raise Failed(f"configurable-http-proxy not found at {CHP}; run: npm ci --prefix devhub")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o700)  # settings.json, the key and the ready file hold secrets
         if self.ready_file:
             self.ready_file.unlink(missing_ok=True)
 
@@ -169,7 +172,6 @@ class DevHub:
         env = dict(os.environ)
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
         env.pop("JUPYTERHUB_API_TOKEN", None)
-        say(f"devhub: starting JupyterHub on {self.workdir} (log {self.log_path})")
         with open(self.log_path, "ab", buffering=0) as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "jupyterhub", "-f", str(config)],

@@ -96,8 +96,10 @@ if s["spawn_fail"] or s["spawn_delay"]:
 
 # The devhub-admin service manages users, servers and tokens; with sharing, users may share their servers.
 c.JupyterHub.services = [{"name": s["admin_service"], "api_token": s["admin_token"]}]
+# Sharing needs the shares scope on one's own servers and the names of those one shares with.
+SHARING_USER_SCOPES = ["self", "shares!user", "read:users:name", "read:groups:name"]
 c.JupyterHub.load_roles = [
     {"name": s["admin_service"], "description": "devhub administration", "scopes": s["admin_scopes"],
      "services": [s["admin_service"]]},
-    *([{"name": "user", "scopes": ["self", "shares!user", "read:users:name", "read:groups:name"]}] if s["sharing"] else []),
+    *([{"name": "user", "scopes": SHARING_USER_SCOPES}] if s["sharing"] else []),
 ]

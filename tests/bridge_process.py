@@ -1,13 +1,14 @@
 """The bridge as a user runs it: `./run.sh [web] ...` in a subprocess, in front of a devhub hub."""
 
 import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from devhub.stop import stop_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,14 +71,7 @@ class Bridge:
         return self.log_file.read_text(errors="replace")
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_processes([self.proc], 20, group=True)[0]  # run.sh and what it started
 
 
 @pytest.fixture(scope="session")
