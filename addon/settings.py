@@ -3,7 +3,6 @@
 
 import ipaddress
 import os
-import re
 import secrets
 import stat
 from collections.abc import Mapping
@@ -12,10 +11,11 @@ from dataclasses import field
 from functools import cached_property
 from urllib.parse import quote
 
+from addon import option_values
 from addon import spawn_options
 from addon import store
 
-from addon.options import DEFAULT_CA
+from addon.options import DEFAULT_CA  # noqa: F401
 from addon.options import ENV_OF
 from addon.options import IP_TLS_NAME
 from addon.options import OPTION_NAMES  # noqa: F401  (the table's names stay importable from here)
@@ -111,83 +111,6 @@ def is_ip(host: str) -> bool:
     return True
 
 
-def _port(values: dict[str, str], name: str) -> int:
-    raw = values[name].strip()
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise ValueError(f"{ENV_OF[name]}={raw!r} is not a port: use a number from 1 to 65535.")
-    return int(raw)
-
-
-def _required(values: dict[str, str], name: str, what: str) -> str:
-    value = values[name].strip()
-    if not value:
-        raise ValueError(f"{ENV_OF[name]} is not set: set it to {what}.")
-    return value
-
-
-def _ca_file(raw: str) -> str | None:
-    path = os.path.abspath(os.path.expanduser(raw.strip()))
-    if raw.strip() == DEFAULT_CA and not os.path.exists(path):
-        return None
-    name = f"JUPYTER_CLUSTER_CA_CERT={raw!r}"
-    if not os.path.isfile(path):
-        raise ValueError(f"{name}: no such file. Point it at the PEM file of your cluster's CA.")
-    try:
-        with open(path, "rb") as f:
-            pem = f.read()
-    except OSError as e:
-        raise ValueError(f"{name}: cannot read it ({e.strerror}). Check its permissions.") from e
-    if b"-----BEGIN CERTIFICATE-----" not in pem:
-        raise ValueError(f"{name}: not a PEM certificate (no 'BEGIN CERTIFICATE' line). "
-                         "Export the CA certificate in PEM format.")
-    return path
-
-
-def _flag(values: dict[str, str], name: str) -> bool:
-    raw = values[name].strip().lower()
-    if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-        raise ValueError(f"{ENV_OF[name]}={values[name]!r} is not a switch: use true or false.")
-    return raw in ("true", "1", "yes", "on")
-
-
-def _seconds(values: dict[str, str], name: str) -> float:
-    raw = values[name].strip()
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < float("inf"):
-        raise ValueError(f"{ENV_OF[name]}={raw!r} is not a number of seconds: use a number above 0, e.g. 300.")
-    return seconds
-
-
-SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}  # 1024-based, as mitmproxy reads sizes
-
-
-def _size(values: dict[str, str], name: str) -> int:
-    """Bytes, from a number with an optional k, m or g: mitmproxy gets bytes (mitmweb shows "1m" as NaN)."""
-    found = re.fullmatch(r"([0-9]+)([kmg]?)b?", values[name].strip().lower())
-    if not found or int(found[1]) == 0:
-        raise ValueError(f"{ENV_OF[name]}={values[name]!r} is not a size: use bytes, or a number with k, m or g, "
-                         "e.g. 512k, 1m or 20m.")
-    return int(found[1]) * SIZE_UNITS[found[2]]
-
-
-def _count(values: dict[str, str], name: str) -> int:
-    """A whole number of at least 1 (the message history.parse_count gives for the same options)."""
-    raw = values[name]
-    if not raw.strip().isdigit() or int(raw) < 1:
-        raise ValueError(f"{ENV_OF[name]}={raw!r} is not a number of at least 1.")
-    return int(raw)
-
-
-def _base_url(raw: str) -> str:
-    parts = [p for p in raw.strip().split("/") if p]
-    if any(p in (".", "..") for p in parts):
-        raise ValueError(f"JUPYTERHUB_BASE_URL={raw!r} must not contain '.' or '..' segments.")
-    return "/" + "".join(f"{p}/" for p in parts)
-
-
 def _hub_token(values: dict[str, str | None], environ) -> str | None:
     token = (values["jupyterhub_api_token"] or environ.get("JUPYTERHUB_API_TOKEN") or "").strip()
     raw = (values["jupyterhub_api_token_file"] or "").strip()
@@ -225,32 +148,33 @@ def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_
 def resolve(values: dict[str, str | None], environ: Mapping[str, str]) -> Settings:
     """Validate raw option values (keyed by option name; None for a secret means: from `environ`, which
     the entry points give as os.environ); raise ValueError with a message a user can act on."""
-    server_host = _required(values, "jupyter_server_ip_or_name", "the address of your JupyterHub (IP or DNS name)")
+    server_host = option_values.required(values, "jupyter_server_ip_or_name",
+                                         "the address of your JupyterHub (IP or DNS name)")
     server_host = server_host.strip("[]")
     tls_name = values["jupyter_server_name"].strip() or (IP_TLS_NAME if is_ip(server_host) else server_host)
     listen_host = values["jupyter_proxy_ip_or_name"].strip().strip("[]") or "localhost"
-    server_port = _port(values, "jupyter_server_port")
+    server_port = option_values.port(values, "jupyter_server_port")
     hub_token = _hub_token(values, environ) or store.hub_token(store.load(environ), server_host, server_port)
     return Settings(
         listen_host=listen_host,
-        listen_port=_port(values, "jupyter_proxy_port"),
+        listen_port=option_values.port(values, "jupyter_proxy_port"),
         server_host=server_host,
         server_port=server_port,
         tls_name=tls_name,
         # With a token the launcher asks the hub whose it is.
-        username=values["jupyter_username"].strip() if hub_token else _required(
+        username=values["jupyter_username"].strip() if hub_token else option_values.required(
             values, "jupyter_username", "your JupyterHub user name (or set JUPYTERHUB_API_TOKEN)"),
         named_server=values["jupyter_named_server"].strip().strip("/"),
-        ca_file=_ca_file(values["jupyter_cluster_ca_cert"]),
-        base_url=_base_url(values["jupyterhub_base_url"]),
+        ca_file=option_values.ca_file(values["jupyter_cluster_ca_cert"]),
+        base_url=option_values.base_url(values["jupyterhub_base_url"]),
         hub_token=hub_token,
         local_secret=_local_secret(values, environ, listen_host, hub_token),
-        autostart=_flag(values, "jupyter_autostart"),
-        start_timeout=_seconds(values, "jupyter_start_timeout"),
-        stream_bodies=_size(values, "jupyter_proxy_stream_bodies"),
-        web_flows=_count(values, "jupyter_proxy_web_flows"),
-        web_ws_messages=_count(values, "jupyter_proxy_web_ws_messages"),
-        token_lifetime=int(_seconds(values, "jupyter_token_lifetime")),
+        autostart=option_values.flag(values, "jupyter_autostart"),
+        start_timeout=option_values.seconds(values, "jupyter_start_timeout"),
+        stream_bodies=option_values.size(values, "jupyter_proxy_stream_bodies"),
+        web_flows=option_values.count(values, "jupyter_proxy_web_flows"),
+        web_ws_messages=option_values.count(values, "jupyter_proxy_web_ws_messages"),
+        token_lifetime=int(option_values.seconds(values, "jupyter_token_lifetime")),
         server_options=spawn_options.parse(values["jupyter_server_options"]),
     )
 
