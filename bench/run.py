@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from bench import measure
+from bench import startup
 from bench.measure import Target
 from bench.report import table
 from bench.workloads import files, kernel_exec, kernel_output, rest_concurrent, rest_sequential
@@ -154,6 +155,8 @@ def run(args) -> dict:
             if t.pid:
                 results[t.name]["rss_start"] = rss0[t.name]
                 results[t.name]["rss_end"] = measure.status(t.pid)["VmRSS"]
+        print("start-up: plain mitmdump and the bridge, each started again and again", flush=True)
+        results["startup"] = startup.measure(hub, workdir, 3 if args.quick else args.starts, clean_env())
     finally:
         procs.stop()
     return results
@@ -169,6 +172,7 @@ def main(argv=None) -> int:
     ap.add_argument("--file-mb", type=int, default=100, help="MB uploaded and downloaded")
     ap.add_argument("--no-web", dest="web", action="store_false", help="leave out ./run.sh web")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    ap.add_argument("--starts", type=int, default=10, help="start-up: starts of plain mitmdump and of the bridge")
     args = ap.parse_args(argv)
     if args.quick:
         args.reps, args.rest, args.execs, args.ws_mb, args.file_mb = 1, 200, 20, 20, 10
@@ -177,6 +181,7 @@ def main(argv=None) -> int:
     print(f"\n{platform.node()}: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}; {time.monotonic() - started:.0f} s\n")
     print(table(results, args))
+    print(startup.report(results["startup"]))
     if args.json:
         args.json.write_text(json.dumps(results))
     return 0
