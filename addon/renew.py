@@ -85,7 +85,10 @@ class Renew:
             return self.warn(data, hub.hub_message(answer.status, answer.body))
         model = answer.json()
         new = {**old, "token": model["token"], "id": model.get("id"), "expires_at": model.get("expires_at")}
-        store.save({**data, "hub_token": new})
+        try:
+            store.save({**data, "hub_token": new})
+        except OSError as e:  # the successor expires unused; the old token goes on until then
+            return self.warn(data, f"cannot write {store.path()}: {e.strerror}")
         self.config.use(dataclasses.replace(s, hub_token=new["token"]))
         try:
             revoked = await self.config.hub.revoke_token(old["user"], old_id)
