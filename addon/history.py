@@ -7,28 +7,15 @@ every flow until the user clears it. A kernel WebSocket stays open for hours, so
   and the last `jupyter_proxy_web_flows` finished flows (removed with the View's `view.flows.remove`)."""
 
 import collections
-import logging
 from collections.abc import Sequence
 
 from mitmproxy import ctx
 from mitmproxy import http
 
-logger = logging.getLogger(__name__)
+from addon.config import Config
 
-WEB_FLOWS_OPTION = "jupyter_proxy_web_flows"
-WEB_WS_MESSAGES_OPTION = "jupyter_proxy_web_ws_messages"
-DEFAULT_WEB_FLOWS = 500
-DEFAULT_WEB_WS_MESSAGES = 100
 WEB_WS_BYTES = 4 * 1024 * 1024  # mitmweb's recent history of one WebSocket, in bytes of content
 REMOVE_COMMAND = "view.flows.remove"  # exists only where there is a View (mitmweb)
-
-
-def parse_count(label: str, raw: str, minimum: int = 1) -> int:
-    """A positive whole number from an option's text; ValueError with a message a user can act on."""
-    text = str(raw).strip()
-    if not text.isdigit() or int(text) < minimum:
-        raise ValueError(f"{label}={raw!r} is not a number of at least {minimum}.")
-    return int(text)
 
 
 def first_kept(sizes: Sequence[int], max_messages: int, max_bytes: int) -> int:
@@ -69,20 +56,15 @@ class History:
     ws_messages: int = 1
     finished: FinishedFlows | None = None
 
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
     def _start(self) -> None:
         self.web = REMOVE_COMMAND in ctx.master.commands.commands
-        if not self.web:
-            return
-        self.ws_messages = self._count(WEB_WS_MESSAGES_OPTION, DEFAULT_WEB_WS_MESSAGES)
-        self.finished = FinishedFlows(self._count(WEB_FLOWS_OPTION, DEFAULT_WEB_FLOWS))
-
-    @staticmethod
-    def _count(name: str, default: int) -> int:
-        try:  # launch.py has already refused a bad value; this is for `--set` given to mitmweb directly
-            return parse_count(name.upper(), getattr(ctx.options, name, default))
-        except ValueError as e:
-            logger.warning(f"{e} Using {default}.")
-            return default
+        if self.web:
+            s = self.config.settings
+            self.ws_messages = s.web_ws_messages
+            self.finished = FinishedFlows(s.web_flows)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         messages = flow.websocket.messages

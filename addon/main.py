@@ -19,6 +19,6 @@ addons = [
     RewriteResponse(config),  # Location and Set-Cookie back to the bridge's URLs; hub token out of pages
     Redact(),                 # what stays in a flow (mitmweb, -w, log lines below) holds no usable token
     Diagnosis(config),        # failed exchanges: cause and fix as comment, mark and one log line a minute
-    History(),                # mitmproxy keeps little of long WebSockets and, in mitmweb, of old flows
+    History(config),             # mitmproxy keeps little of long WebSockets and, in mitmweb, of old flows
     Renew(config),            # the stored hub token: its successor before it expires, the old one revoked
 ]

@@ -71,7 +71,7 @@ def size(values: dict[str, str], name: str) -> int:
 
 
 def count(values: dict[str, str], name: str) -> int:
-    """A whole number of at least 1 (the message history.parse_count gives for the same options)."""
+    """A whole number of at least 1."""
     raw = values[name]
     if not raw.strip().isdigit() or int(raw) < 1:
         raise ValueError(f"{ENV_OF[name]}={raw!r} is not a number of at least 1.")

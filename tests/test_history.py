@@ -22,15 +22,6 @@ def test_first_kept(sizes, max_messages, max_bytes, start):
     assert history.first_kept(sizes, max_messages, max_bytes) == start
 
 
-@pytest.mark.parametrize("raw, ok", [("1", 1), (" 200 ", 200), ("0", None), ("-1", None), ("x", None), ("", None)])
-def test_parse_count(raw, ok):
-    if ok is None:
-        with pytest.raises(ValueError, match="JUPYTER_PROXY_WEB_FLOWS="):
-            history.parse_count("JUPYTER_PROXY_WEB_FLOWS", raw)
-    else:
-        assert history.parse_count("X", raw) == ok
-
-
 def test_finished_flows_keeps_the_most_recent():
     f = history.FinishedFlows(2)
     assert f.add("a", "A") == [] and f.add("b", "B") == []
@@ -40,7 +31,7 @@ def test_finished_flows_keeps_the_most_recent():
 
 
 def test_mitmdump_keeps_the_last_websocket_message_and_no_flows():
-    b = History()
+    b = History(Config({}))
     with taddons.context(b):
         f = tflow.twebsocketflow()
         for _ in range(3):
@@ -55,7 +46,8 @@ def test_mitmdump_keeps_the_last_websocket_message_and_no_flows():
 
 def test_mitmweb_keeps_recent_messages_and_a_bounded_number_of_flows():
     from mitmproxy.addons.view import View
-    view, config, b = View(), Config({}), History()
+    view, config = View(), Config({})
+    b = History(config)
     with taddons.context(view, config, b) as tctx:
         tctx.configure(config, jupyter_server_ip_or_name="10.0.0.5", jupyter_username="alice",
                        jupyter_proxy_web_flows="3", jupyter_proxy_web_ws_messages="2")
