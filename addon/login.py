@@ -24,6 +24,7 @@ from addon import launch
 from addon import logout
 from addon import settings
 from addon import store
+from addon import tokens
 from addon.settings import Settings
 
 MAX_MINT_TRIES = 3
@@ -51,46 +52,9 @@ def parse_hub_url(text: str) -> dict[str, str]:
             "jupyterhub_base_url": base or "/"}
 
 
-def wanted_scopes(user: str) -> list[str]:
-    """The fewest the bridge needs: reach the user's servers, start and stop them, read the user's own model,
-    and manage the user's own tokens (the renewal mints the successor with the token itself)."""
-    return [f"access:servers!user={user}", f"servers!user={user}", f"read:users!user={user}", f"tokens!user={user}"]
-
-
-def refused_scopes(message: str) -> set[str]:
-    """The scopes a hub named in 'Not assigning requested scopes a,b not held by User alice'."""
-    found = re.search(r"requested scopes (\S+) not held by", message)
-    return set(found.group(1).split(",")) if found else set()
-
-
-def lifetime_limit(message: str) -> int | None:
-    """The hub's longest token lifetime, from 'token expires_in: 9999 must not exceed 3600'."""
-    found = re.search(r"expires_in: \d+ must not exceed (\d+)", message)
-    return int(found.group(1)) if found else None
-
-
 def takes_password(login_page: str) -> bool:
     """The hub's login page has a password field only when its authenticator takes passwords."""
     return re.search(r"""type\s*=\s*["']?password""", login_page, re.IGNORECASE) is not None
-
-
-def narrowed(request: dict, answer: hub.Answer) -> tuple[dict | None, str]:
-    """The request to send again after a 400, and what to tell the user; (None, why) when there is none. Scopes
-    are only ever dropped, never widened: without `access:servers` the token is of no use to the bridge."""
-    message = hub.hub_message(answer.status, answer.body)
-    if (limit := lifetime_limit(message)) and limit < request["expires_in"]:
-        return {**request, "expires_in": limit}, f"the hub allows tokens of at most {limit} s: asking for that"
-    refused = refused_scopes(message) & set(request["scopes"])
-    kept = [scope for scope in request["scopes"] if scope not in refused]
-    if refused and kept and kept[0].startswith("access:servers"):
-        return {**request, "scopes": kept}, f"the hub does not grant {', '.join(sorted(refused))}: asking without"
-    return None, f"the hub refused to make a token: {message}"
-
-
-def record(model: dict, request: dict, user: str) -> dict:
-    """What is kept of a token the hub made (its scopes as asked for: the successor asks for the same)."""
-    return {"token": model["token"], "id": model.get("id"), "user": user, "expires_at": model.get("expires_at"),
-            "scopes": request.get("scopes", model.get("scopes")), "lifetime": request.get("expires_in")}
 
 
 def ask(prompt: str, interactive: bool, option: str, default: str = "") -> str:
@@ -150,14 +114,14 @@ async def sign_in(s: Settings, password: str, lifetime: int) -> dict:
     """Have the hub make a token for the user's name and password; the stored record of it."""
     h = hub.Hub(s)
     request = {"note": f"jupyterhub-bridge on {socket.gethostname()}", "expires_in": lifetime,
-               "scopes": wanted_scopes(s.username)}
+               "scopes": tokens.wanted_scopes(s.username)}
     for _ in range(MAX_MINT_TRIES):
         answer = await h.mint_token(s.username, {**request, "auth": {"username": s.username, "password": password}})
         if answer.status == 201:
-            return record(answer.json(), request, s.username)
+            return tokens.record(answer.json(), request, s.username)
         if answer.status == 403:
             raise Stop(f"the hub refused the password of '{s.username}' (or the user name): try again.")
-        request, why = narrowed(request, answer)
+        request, why = tokens.narrowed(request, answer)
         print(f"  {why}")
         if request is None:
             raise Stop("no token was made.")
@@ -181,7 +145,7 @@ async def pasted(s: Settings, token: str) -> dict:
     lifetime = None
     if (made := store.parse_time(model.get("created"))) and (ends := store.parse_time(model.get("expires_at"))):
         lifetime = int((ends - made).total_seconds())
-    return record(model, {"scopes": model.get("scopes"), "expires_in": lifetime}, me["name"])
+    return tokens.record(model, {"scopes": model.get("scopes"), "expires_in": lifetime}, me["name"])
 
 
 def credentials_for(s: Settings, args, interactive: bool) -> dict:
@@ -197,7 +161,7 @@ def credentials_for(s: Settings, args, interactive: bool) -> dict:
                        "and give it with --token-stdin.")
         if not args.token_stdin:
             print(f"This hub's sign-in takes no password (single sign-on). Sign in on {token_page}, make a token "
-                  f"there (one that expires; scopes: {' '.join(wanted_scopes(s.username or '<you>'))}, or none: "
+                  f"there (one that expires; scopes: {' '.join(tokens.wanted_scopes(s.username or '<you>'))}, or none: "
                   "all of yours) and paste it here.")
             if sys.platform == "darwin" or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
                 webbrowser.open(token_page)  # not without a desktop: it would start a text browser in this terminal

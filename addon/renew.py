@@ -13,6 +13,7 @@ from datetime import timezone
 
 from addon import hub
 from addon import store
+from addon import tokens
 from addon.config import Config
 
 logger = logging.getLogger(__name__)
@@ -83,8 +84,7 @@ class Renew:
             return self.warn(data, e.message)
         if answer.status != 201:
             return self.warn(data, hub.hub_message(answer.status, answer.body))
-        model = answer.json()
-        new = {**old, "token": model["token"], "id": model.get("id"), "expires_at": model.get("expires_at")}
+        new = tokens.record(answer.json(), request, old["user"])
         try:
             store.save({**data, "hub_token": new})
         except OSError as e:  # the successor expires unused; the old token goes on until then

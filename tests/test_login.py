@@ -15,6 +15,7 @@ from bridge_process import free_port
 from addon import hub as hub_client
 from addon import login
 from addon import store
+from addon import tokens
 
 
 @pytest.mark.parametrize("url, expected", [
@@ -49,7 +50,7 @@ def test_takes_password(page, expected):
     assert login.takes_password(page) is expected
 
 
-REQUEST = {"expires_in": 86400, "scopes": login.wanted_scopes("alice")}
+REQUEST = {"expires_in": 86400, "scopes": tokens.wanted_scopes("alice")}
 
 
 def refusal(message: str) -> hub_client.Answer:
@@ -60,10 +61,10 @@ def refusal(message: str) -> hub_client.Answer:
     ("Not assigning requested scopes tokens!user=alice,read:users!user=alice not held by User alice",
      ["access:servers!user=alice", "servers!user=alice"], 86400,
      "does not grant read:users!user=alice, tokens!user=alice"),
-    ("token expires_in: 86400 must not exceed 3600", login.wanted_scopes("alice"), 3600, "at most 3600 s"),
+    ("token expires_in: 86400 must not exceed 3600", tokens.wanted_scopes("alice"), 3600, "at most 3600 s"),
 ])
 def test_a_refused_request_is_narrowed_never_widened(message, scopes, expires_in, says):
-    again, why = login.narrowed(REQUEST, refusal(message))
+    again, why = tokens.narrowed(REQUEST, refusal(message))
     assert (again["scopes"], again["expires_in"]) == (scopes, expires_in)
     assert says in why
 
@@ -73,7 +74,7 @@ def test_a_refused_request_is_narrowed_never_widened(message, scopes, expires_in
     "token scopes must be null or a list of strings, not 'x'",
 ])
 def test_a_refusal_without_a_narrower_request_stops(message):
-    again, why = login.narrowed(REQUEST, refusal(message))
+    again, why = tokens.narrowed(REQUEST, refusal(message))
     assert again is None and message in why
 
 
