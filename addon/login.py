@@ -85,9 +85,8 @@ def gather(args, environ) -> dict[str, str]:
         values["jupyter_server_name"] = ask("The name in the hub's TLS certificate", interactive,
                                             "jupyter_server_name", settings.IP_TLS_NAME)
     if "jupyter_cluster_ca_cert" not in known:
-        values["jupyter_cluster_ca_cert"] = ask("The CA file (PEM) of the hub's certificate (the default: the "
-                                                "system trust store if it is absent)", interactive, "jupyter_cluster_ca_cert",
-                                                settings.DEFAULT_CA)
+        prompt = "The CA file (PEM) of the hub's certificate (the default: the system trust store if it is absent)"
+        values["jupyter_cluster_ca_cert"] = ask(prompt, interactive, "jupyter_cluster_ca_cert", settings.DEFAULT_CA)
     if "jupyter_username" not in known and not args.token_stdin:
         values["jupyter_username"] = ask("User name on the hub", interactive, "jupyter_username")
     return values

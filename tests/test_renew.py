@@ -63,7 +63,8 @@ def test_renewal_swaps_the_token_while_a_kernel_stays_open(hub, tmp_path, start_
     auth = {"Authorization": f"token {bridge.token}"}
     with httpx.Client(base_url=bridge.url, headers=auth, timeout=60) as c:
         name = f"renew-{uuid.uuid4().hex[:8]}.ipynb"
-        r = c.post("/api/sessions", json={"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}})
+        r = c.post("/api/sessions", json={"path": name, "name": name, "type": "notebook",
+                                          "kernel": {"name": "python3"}})
         assert r.status_code == 201, r.text
         kernel = r.json()["kernel"]["id"]
         with ws_connect(f"ws://127.0.0.1:{bridge.port}/api/kernels/{kernel}/channels", additional_headers=auth,
