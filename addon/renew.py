@@ -18,8 +18,9 @@ from addon.config import Config
 
 logger = logging.getLogger(__name__)
 
-LONGEST_SLEEP = 3600.0  # look again at least hourly: a suspended laptop's clock jumps
-RETRY = 600.0  # after a failed renewal
+# Look again at least this often: a login may have replaced the token, a suspended laptop's clock jumps, a failed
+# renewal is tried again.
+LONGEST_SLEEP = 300.0
 WARN_EVERY = timedelta(days=1)
 
 
@@ -32,9 +33,9 @@ def seconds_to_renewal(now: datetime, expires_at: datetime | None, lifetime: int
     return max(0.0, (due - now).total_seconds())
 
 
-def pause(to_renewal: float, failed: bool) -> float:
-    """How long to sleep before looking again."""
-    return min(to_renewal or (RETRY if failed else 0.0), LONGEST_SLEEP)
+def pause(to_renewal: float | None) -> float:
+    """How long to sleep before looking again (None: nothing to renew, 0: a renewal just failed)."""
+    return min(to_renewal, LONGEST_SLEEP) if to_renewal else LONGEST_SLEEP
 
 
 class Renew:
@@ -51,7 +52,7 @@ class Renew:
             self.task.cancel()
 
     async def keep_alive(self) -> None:
-        failed = False
+        ours = False
         while True:
             s = self.config.settings
             try:
@@ -59,18 +60,19 @@ class Renew:
             except ValueError as e:
                 logger.warning(f"the hub token will not be renewed: {e}")
                 return
-            token = data.get("hub_token", {})
-            if s is None or not s.hub_token or token.get("token") != s.hub_token:
+            stored = store.hub_token(data, s.server_host, s.server_port) if s and s.hub_token else None
+            if stored is None or (stored != s.hub_token and not ours):
                 return  # the bridge does not use the stored token (JUPYTERHUB_API_TOKEN, say): not ours to renew
+            if stored != s.hub_token:  # ./run.sh login again, or another bridge renewed it: follow the file
+                self.config.use(dataclasses.replace(s, hub_token=stored))
+                logger.info("now sending the hub token that ./run.sh login keeps (it was replaced)")
+            ours = True
+            token = data["hub_token"]
             now = datetime.now(timezone.utc)
             wait = seconds_to_renewal(now, store.parse_time(token.get("expires_at")), token.get("lifetime"))
-            if wait is None:
-                return
-            if wait == 0:
-                failed = not await self.renew(data)
-                wait = seconds_to_renewal(now, store.parse_time(store.load().get("hub_token", {}).get("expires_at")),
-                                          token.get("lifetime")) or 0.0
-            await asyncio.sleep(pause(wait, failed))
+            if wait == 0 and await self.renew(data):
+                continue  # look at the successor
+            await asyncio.sleep(pause(wait))
 
     async def renew(self, data: dict) -> bool:
         old = data["hub_token"]
@@ -105,5 +107,5 @@ class Renew:
         if self.warned is None or now - self.warned >= WARN_EVERY:
             self.warned = now
             logger.warning(f"could not renew the hub token ({why}); it {store.expiry_text(data)}: "
-                           "run ./run.sh login before then.")
+                           "run ./run.sh login.")
         return False

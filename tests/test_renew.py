@@ -34,14 +34,14 @@ def test_seconds_to_renewal(expires_in, lifetime, expected):
     assert renew.seconds_to_renewal(NOW, expires_at, lifetime) == expected
 
 
-@pytest.mark.parametrize("to_renewal, failed, expected", [
-    (48.0, False, 48.0),
-    (24 * 86400.0, False, renew.LONGEST_SLEEP),  # look again hourly: clocks jump when laptops sleep
-    (0.0, True, renew.RETRY),  # the hub said no: not in a tight loop
-    (0.0, False, 0.0),
+@pytest.mark.parametrize("to_renewal, expected", [
+    (48.0, 48.0),
+    (24 * 86400.0, renew.LONGEST_SLEEP),  # look again: a login may replace the token, laptops sleep
+    (None, renew.LONGEST_SLEEP),  # nothing to renew, but the file may change
+    (0.0, renew.LONGEST_SLEEP),  # the renewal failed: not in a tight loop
 ])
-def test_pause(to_renewal, failed, expected):
-    assert renew.pause(to_renewal, failed) == expected
+def test_pause(to_renewal, expected):
+    assert renew.pause(to_renewal) == expected
 
 
 def stored(home) -> dict:
@@ -100,5 +100,19 @@ def test_a_token_that_cannot_renew_itself_warns(hub, tmp_path, start_bridge):
     line = next(line for line in bridge.log().splitlines() if "could not renew the hub token" in line)
     assert "expires " in line and "run ./run.sh login" in line, line
     assert stored(home)["token"] == made["token"]  # kept: it still works until it expires
+    r = httpx.get(f"{bridge.url}/api/kernelspecs", headers={"Authorization": f"token {bridge.token}"}, timeout=60)
+    assert r.status_code == 200, r.text
+
+
+def test_a_new_login_while_the_bridge_runs_is_followed(hub, tmp_path, start_bridge):  # noqa: F811
+    home = tmp_path / "home"
+    log_in(hub, home, JUPYTER_TOKEN_LIFETIME="20")
+    bridge = start_bridge(env={"JUPYTERHUB_BRIDGE_HOME": str(home)})
+    second = log_in(hub, home, JUPYTER_TOKEN_LIFETIME="20")["hub_token"]  # revokes the one the bridge sends
+    # The bridge looks at the file again when the first token would have been due (16 s after it was made),
+    # sends the second one, and renews that one in turn: with the second token, so it did switch.
+    third = wait_for_new_token(home, second["token"], 40)
+    assert "now sending the hub token that ./run.sh login keeps" in bridge.log()
+    assert accepted(hub, third["token"]) and not accepted(hub, second["token"])
     r = httpx.get(f"{bridge.url}/api/kernelspecs", headers={"Authorization": f"token {bridge.token}"}, timeout=60)
     assert r.status_code == 200, r.text
