@@ -12,6 +12,7 @@ from addon import route
 from addon.config import Config
 from addon.rewrite import BRIDGES
 from addon.rewrite import own_response
+from addon.rewrite import upstream_headers
 
 
 def from_hub(answer: hub.Answer) -> http.Response:
@@ -85,7 +86,7 @@ class Autostart:
                                      "Send the request again (the bridge could not keep this one).")
         try:
             answer = await self.config.hub.request(request.method, request.path,
-                                                   list(request.headers.items(multi=True)), request.raw_content)
+                                                   upstream_headers(request), request.raw_content)
         except hub.HubError as e:
             return own_response(503, f"Your JupyterHub server has been started, but sending the request to it "
                                      f"failed: {e.message}. Send it again.")

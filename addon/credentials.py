@@ -65,6 +65,8 @@ def header_token(authorization: str | None) -> str | None:
 
 def redact(secret: str) -> str:
     """Enough of a secret to tell two apart in a log, never enough to use it."""
+    if secret.startswith("…"):
+        return secret  # redacted already
     return f"…{secret[-4:]}" if len(secret) > 8 else "…"
 
 

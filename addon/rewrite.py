@@ -32,6 +32,31 @@ def login_response(plan: forward.Redirect) -> http.Response:
     return http.Response.make(302, b"", headers)
 
 
+class WireHeaders(http.Headers):
+    """A request's headers whose credential is redacted for every reader of the flow (mitmweb's views, `-w`
+    files and the log, also while the request is in flight) and in full only in the bytes that mitmproxy
+    sends upstream, which it assembles with `bytes(headers)`."""
+
+    def __init__(self, fields: tuple[tuple[bytes, bytes], ...], authorization: str) -> None:
+        super().__init__(fields)
+        self.authorization = authorization
+        self["Authorization"] = guard.redact_authorization(authorization)
+
+    def on_the_wire(self) -> http.Headers:
+        wire = http.Headers(self.fields)
+        wire["Authorization"] = self.authorization
+        return wire
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.on_the_wire())
+
+
+def upstream_headers(request: http.Request) -> list[tuple[str, str]]:
+    """A request's headers as they go upstream, credential included (to send it again)."""
+    headers = request.headers
+    return list((headers.on_the_wire() if isinstance(headers, WireHeaders) else headers).items(multi=True))
+
+
 class RewriteRequest:
     """Who may use the bridge, and where and with which credential a request goes upstream."""
 
@@ -63,6 +88,8 @@ class RewriteRequest:
                 flow.request.headers.pop(name, None)
             else:
                 flow.request.headers[name] = value
+        if authorization := flow.request.headers.get("authorization"):
+            flow.request.headers = WireHeaders(flow.request.headers.fields, authorization)
         flow.metadata[BRIDGES] = plan.bridges  # Autostart starts a stopped server only for the bridge's clients
 
 

@@ -3,6 +3,7 @@
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import uuid
 
@@ -234,3 +235,69 @@ def test_a_client_without_the_local_token_does_not_start_a_stopped_server(start_
     assert not running() and "Starting your server" not in b.log()
     r = httpx.get(f"{b.url}/api/status?token={b.token}", timeout=120)
     assert r.status_code == 200 and running()
+
+
+@pytest.fixture(scope="module")
+def slow_hub(start_hub):
+    """A hub whose server is stopped and takes seconds to start: a request that starts it stays in flight."""
+    return start_hub(name="sec-slow", users="alice", no_start=True, spawn_delay="alice=6")
+
+
+def stop_alice(hub):
+    admin = {"Authorization": f"token {hub['admin_token']}"}
+    httpx.delete(f"{hub['hub_api_internal']}/users/alice/server", headers=admin, timeout=60)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if "" not in httpx.get(f"{hub['hub_api_internal']}/users/alice", headers=admin, timeout=30).json()["servers"]:
+            return
+        time.sleep(0.3)
+    pytest.fail("alice's server did not stop")
+
+
+def in_flight(bridge, path="/api/status"):
+    """A request that waits for the server's start, in a thread; join() it when done, its `status` then
+    (None: the bridge stopped before it answered)."""
+    def send():
+        try:
+            t.status = httpx.get(f"{bridge.url}{path}?token={bridge.token}", timeout=120).status_code
+        except httpx.HTTPError:
+            t.status = None
+    t = threading.Thread(target=send)
+    t.start()
+    return t
+
+
+def test_mitmweb_never_shows_the_hub_token_of_a_request_in_flight(slow_hub, start_bridge):  # noqa: F811
+    """Issue 12.5: mitmweb serves every flow as it stands, also one whose answer has not come yet."""
+    stop_alice(slow_hub)
+    hub_token = slow_hub["users"]["alice"]["token"]
+    web_port = free_port()
+    b = start_bridge(slow_hub, env={"JUPYTERHUB_API_TOKEN": hub_token}, web=True, args=["--set", f"web_port={web_port}"])
+    web_token = b.log().split(f"127.0.0.1:{web_port}/?token=", 1)[1].split()[0]
+    request = in_flight(b)
+    seen, deadline = [], time.monotonic() + 60
+    while request.is_alive() and time.monotonic() < deadline:
+        flows = httpx.get(f"http://127.0.0.1:{web_port}/flows", params={"token": web_token}, timeout=30).json()
+        seen += [h for f in flows for h in f["request"]["headers"] if h[0].lower() == "authorization"]
+        time.sleep(0.1)
+    request.join()
+    assert request.status == 200  # sent again after the start, with the hub token in full on the wire
+    assert seen and all(hub_token not in value for _, value in seen), seen
+    assert ["Authorization", f"token …{hub_token[-4:]}"] in seen
+
+
+def test_a_flow_file_written_with_a_request_in_flight_holds_no_hub_token(slow_hub, start_bridge, tmp_path):  # noqa: F811
+    """Issue 12.5: mitmdump writes the flows still in flight when it stops, as they stand."""
+    stop_alice(slow_hub)
+    hub_token = slow_hub["users"]["alice"]["token"]
+    flows = tmp_path / "flows.mitm"
+    b = start_bridge(slow_hub, env={"JUPYTERHUB_API_TOKEN": hub_token}, args=["-w", str(flows)])
+    request = in_flight(b)
+    deadline = time.monotonic() + 30
+    while "Starting your server" not in b.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert b.stop() in (0, -15)
+    request.join()
+    saved = flows.read_bytes()
+    assert b"/user/alice/api/status" in saved  # the flow in flight was written
+    assert hub_token.encode() not in saved and b.token.encode() not in saved
