@@ -177,11 +177,13 @@ def credentials_for(s: Settings, args, interactive: bool) -> dict:
 
 def login(args, environ=os.environ) -> int:
     old = store.load(environ)
-    s = reach(gather(args, environ))
+    values = gather(args, environ)
+    s = reach(values)
     made = credentials_for(s, args, sys.stdin.isatty() and not args.password_stdin)
     kept = {"jupyter_server_ip_or_name": s.server_host, "jupyter_server_port": str(s.server_port),
             "jupyter_server_name": s.tls_name, "jupyterhub_base_url": s.base_url, "jupyter_username": made["user"]}
     kept |= {"jupyter_cluster_ca_cert": s.ca_file} if s.ca_file else {}  # absolute: the bridge starts elsewhere
+    kept |= {name: values[name] for name in ("jupyter_named_server", "jupyter_server_options") if values[name]}
     local = old.get("local_token") if old.get("local_token") and not args.new_local_token else None
     data = {"settings": kept, "hub_token": made, "local_token": local or secrets.token_urlsafe(24)}
     where = store.save(data, environ)

@@ -20,7 +20,8 @@ FILE_NAME = "login.json"
 # The option names login stores; the bridge takes them from the file when neither --set nor the environment
 # gives them.
 STORED_OPTIONS = ("jupyter_server_ip_or_name", "jupyter_server_port", "jupyter_server_name",
-                  "jupyter_cluster_ca_cert", "jupyterhub_base_url", "jupyter_username")
+                  "jupyter_cluster_ca_cert", "jupyterhub_base_url", "jupyter_username", "jupyter_named_server",
+                  "jupyter_server_options")
 
 
 def folder(environ=os.environ) -> Path:

@@ -143,9 +143,12 @@ def test_login_again_replaces_and_revokes_the_old_token(hub, tmp_path):
     assert second["hub_token"]["token"] != first["hub_token"]["token"]
     assert not accepted(hub, first["hub_token"]["token"]) and accepted(hub, second["hub_token"]["token"])
     assert second["local_token"] == first["local_token"]  # the IDE's URL stays
-    p = run(login_args(hub, "--new-local-token", "--password-stdin"), home, hub["users"]["alice"]["password"])
+    p = run(login_args(hub, "--new-local-token", "--password-stdin", "--set", "jupyter_named_server=lab2"), home,
+            hub["users"]["alice"]["password"])
     assert p.returncode == 0, p.stderr
-    assert store.load({"JUPYTERHUB_BRIDGE_HOME": str(home)})["local_token"] != first["local_token"]
+    third = store.load({"JUPYTERHUB_BRIDGE_HOME": str(home)})
+    assert third["local_token"] != first["local_token"]
+    assert third["settings"]["jupyter_named_server"] == "lab2"  # server settings given at login are kept too
 
 
 def test_wrong_password(hub, tmp_path):
