@@ -2,6 +2,7 @@
 its way back (Location, cookies, the hub token out of pages), and what stays of both in a flow."""
 
 import json
+import logging
 
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
@@ -57,11 +58,26 @@ def upstream_headers(request: http.Request) -> list[tuple[str, str]]:
     return list((headers.on_the_wire() if isinstance(headers, WireHeaders) else headers).items(multi=True))
 
 
+def one_line_for_trailers(record: logging.LogRecord) -> bool:
+    """mitmproxy cannot read an HTTP/1 request's trailers: it leaves the request unanswered and logs a
+    traceback (as "mitmproxy has crashed!"). One line says it."""
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, NotImplementedError) and "trailers" in str(error):
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "A client sent a chunked request with trailers, which mitmproxy cannot read: it is not answered.",
+            (), None, None)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
+
+
 class RewriteRequest:
     """Who may use the bridge, and where and with which credential a request goes upstream."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
+
+    def load(self, loader) -> None:
+        logging.getLogger("mitmproxy.proxy.server").addFilter(one_line_for_trailers)
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         s = self.config.settings
