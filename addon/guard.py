@@ -176,6 +176,13 @@ def session_cookie(p: Settings) -> str:
     return f"{p.cookie_name}={cookie_value(p.local_secret)}; Path=/; HttpOnly; SameSite=Strict"
 
 
+def redact_cookie(set_cookie: str) -> str:
+    """The bridge's Set-Cookie as a flow shows it: the value's last four characters."""
+    name, _, rest = set_cookie.partition("=")
+    value, sep, attributes = rest.partition(";")
+    return f"{name}={credentials.redact(value)}{sep}{attributes}"
+
+
 def redact_authorization(value: str) -> str:
     scheme, _, token = value.partition(" ")
     return f"{scheme} {credentials.redact(token.strip())}"

@@ -26,26 +26,27 @@ BRIDGES = "bridge_client"  # flow.metadata: the client presented the bridge's ow
 
 def login_response(plan: forward.Redirect) -> http.Response:
     """A browser's login: on to the same URL without the local token in it, with the cookie where it belongs."""
-    headers = {"Location": plan.location, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-               "Server": diagnose.OWN_SERVER}
+    response = http.Response.make(302, b"", {"Location": plan.location, "Cache-Control": "no-store",
+                                             "Referrer-Policy": "no-referrer", "Server": diagnose.OWN_SERVER})
     if plan.set_cookie:
-        headers["Set-Cookie"] = plan.set_cookie
-    return http.Response.make(302, b"", headers)
+        response.headers = WireHeaders(response.headers.fields, "Set-Cookie", plan.set_cookie,
+                                       guard.redact_cookie(plan.set_cookie))
+    return response
 
 
 class WireHeaders(http.Headers):
-    """A request's headers whose credential is redacted for every reader of the flow (mitmweb's views, `-w`
-    files and the log, also while the request is in flight) and in full only in the bytes that mitmproxy
-    sends upstream, which it assembles with `bytes(headers)`."""
+    """Headers with one credential (a request's Authorization, the browser's cookie) redacted for every reader
+    of the flow (mitmweb's views, `-w` files and the log, also while the request is in flight) and in full only
+    in the bytes that mitmproxy sends, which it assembles with `bytes(headers)`."""
 
-    def __init__(self, fields: tuple[tuple[bytes, bytes], ...], authorization: str) -> None:
+    def __init__(self, fields: tuple[tuple[bytes, bytes], ...], name: str, value: str, shown: str) -> None:
         super().__init__(fields)
-        self.authorization = authorization
-        self["Authorization"] = guard.redact_authorization(authorization)
+        self.name, self.value = name, value
+        self[name] = shown
 
     def on_the_wire(self) -> http.Headers:
         wire = http.Headers(self.fields)
-        wire["Authorization"] = self.authorization
+        wire[self.name] = self.value
         return wire
 
     def __bytes__(self) -> bytes:
@@ -105,7 +106,8 @@ class RewriteRequest:
             else:
                 flow.request.headers[name] = value
         if authorization := flow.request.headers.get("authorization"):
-            flow.request.headers = WireHeaders(flow.request.headers.fields, authorization)
+            flow.request.headers = WireHeaders(flow.request.headers.fields, "Authorization", authorization,
+                                               guard.redact_authorization(authorization))
         flow.metadata[BRIDGES] = plan.bridges  # Autostart starts a stopped server only for the bridge's clients
 
 

@@ -262,3 +262,8 @@ def test_only_the_bridges_own_origin_is_ever_forwarded_with_the_hub_token(host, 
     assert fetch_site != "cross-site"
     assert via != "cookie" or (host.lower() == BROWSER and fetch_site in (None, "same-origin", "none"))
     assert LOCAL not in plan.target
+
+
+def test_redact_cookie():
+    assert guard.redact_cookie(guard.session_cookie(S)) == (
+        f"jupyterhub-bridge-8000=…{guard.cookie_value(LOCAL)[-4:]}; Path=/; HttpOnly; SameSite=Strict")
