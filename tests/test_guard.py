@@ -231,7 +231,7 @@ def test_redact_authorization():
 hosts = st.one_of(st.sampled_from([BROWSER, "127.0.0.1:8000", "localhost:8000", "[::1]:8000", "evil.example:8000",
                                    "127.0.0.1:8001", "127.0.0.1", "localhost.evil:8000", ""]),
                   st.text(max_size=20))
-origins = st.one_of(st.none(), st.sampled_from(["http://127.0.0.1:8000", "http://localhost:8000", "null",
+origins = st.one_of(st.none(), st.sampled_from([f"http://{BROWSER}", "http://127.0.0.1:8000", "http://localhost:8000", "null",
                                                 "https://evil.example", "http://127.0.0.1:8000.evil",
                                                 "http://localhost:8001", "https://127.0.0.1:8000"]),
                     st.text(max_size=20))
