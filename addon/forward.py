@@ -43,10 +43,18 @@ def request_changes(target: str, headers: Mapping[str, str], s: Settings,
         changes["Cookie"] = guard.without_cookie(cookie, s.cookie_name) or None
     if headers.get("origin"):
         changes["Origin"] = s.hub_origin  # check_caller let only the bridge's own origin through
+    if s.hub_token and wants_a_page(headers):
+        # Pages come uncompressed, so that the hub token in them can be blanked as they stream through.
+        changes["Accept-Encoding"] = "identity"
     if referer := headers.get("referer"):
         upstream = route.rewrite_referer(referer, guard.origins(s), s.hub_origin, s.prefix)
         changes["Referer"] = credentials.without_query_tokens(upstream) if upstream else None
     return Forward(path + query, changes, credential.bridges)
+
+
+def wants_a_page(headers: Mapping[str, str]) -> bool:
+    dest = (headers.get("sec-fetch-dest") or "").lower()
+    return dest in ("document", "iframe", "frame") or "text/html" in (headers.get("accept") or "").lower()
 
 
 def login_redirect(target: str, login: guard.Login, s: Settings, now: float) -> Redirect:

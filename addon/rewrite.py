@@ -128,8 +128,10 @@ class RewriteResponse:
             headers.set_all("set-cookie", [route.rewrite_set_cookie(c, s.prefix) for c in cookies])
         if s.hub_token and "text/html" in headers.get("content-type", "") and flow.response.status_code < 400:
             # JupyterHub writes the token that authenticated a page into its page config. A page larger than
-            # JUPYTER_PROXY_STREAM_BODIES would stream past `response`: every page goes through the filter.
-            flow.response.stream = credentials.BodyFilter(s.hub_token)
+            # JUPYTER_PROXY_STREAM_BODIES would stream past `response`: every page goes through the filter,
+            # which needs it uncompressed (pages are asked for so); a compressed one is left to `response`.
+            if headers.get("content-encoding", "identity").lower() == "identity":
+                flow.response.stream = credentials.BodyFilter(s.hub_token)
             headers["Referrer-Policy"] = "same-origin"  # the browser's host name stays with the bridge
 
     def response(self, flow: http.HTTPFlow) -> None:

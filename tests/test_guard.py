@@ -267,3 +267,16 @@ def test_only_the_bridges_own_origin_is_ever_forwarded_with_the_hub_token(host, 
 def test_redact_cookie():
     assert guard.redact_cookie(guard.session_cookie(S)) == (
         f"jupyterhub-bridge-8000=…{guard.cookie_value(LOCAL)[-4:]}; Path=/; HttpOnly; SameSite=Strict")
+
+
+@pytest.mark.parametrize("headers, identity", [
+    (Headers(sec_fetch_dest="document", accept_encoding="gzip, br"), True),
+    (Headers(accept="text/html,application/xhtml+xml", accept_encoding="gzip"), True),
+    (Headers(accept="application/json", accept_encoding="gzip"), False),
+])
+def test_pages_are_asked_for_uncompressed(headers, identity):
+    """Issue 12.3: the hub token is blanked from pages as they stream, which needs them uncompressed."""
+    headers.update(host="127.0.0.1:8000", authorization=f"token {LOCAL}")
+    plan = forward.request_changes("/lab", headers, S)
+    assert (plan.headers.get("Accept-Encoding") == "identity") == identity
+    assert "Accept-Encoding" not in forward.request_changes("/lab", headers, make(hub_token="")).headers
