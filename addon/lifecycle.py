@@ -98,6 +98,10 @@ async def start_and_wait(hub, s: Settings) -> None:
         raise StartFailed(refusal(e, s)) from None
 
 
+def refused_request(e: BaseException | None) -> bool:
+    return isinstance(e, HubError) and 400 <= e.status < 500
+
+
 def asked_again(e: BaseException | None) -> bool:
     """A start refused only for now: the server is still stopping (400 '... is pending stop')."""
     return isinstance(e, HubError) and e.status == 400 and "is pending" in e.message
@@ -112,9 +116,11 @@ async def _start_and_follow(hub, user: str, server: str, options: dict | None = 
             try:
                 async for event in hub.progress(user, server):
                     report(event)
-                    if event.get("failed"):  # the start request's own refusal has the status and the reason
+                    if event.get("failed"):
+                        # A refusal of the start request (400: the options) has the status and the reason; a
+                        # spawn that failed has its reason only here (the request gets 500 'Internal Server Error').
                         await asyncio.wait([post], timeout=REFUSAL_WAIT)
-                        if post.done() and not post.cancelled() and isinstance(post.exception(), HubError):
+                        if post.done() and not post.cancelled() and refused_request(post.exception()):
                             raise post.exception()
                         raise HubError(500, event.get("message") or "the spawn failed")
                     if event.get("ready"):
