@@ -41,18 +41,18 @@ def browser_authority(local_secret: str, listen_host: str, port: int) -> str | N
     return f"{_mac(local_secret, 'browser-host')[:20]}.localhost:{port}"
 
 
-def browser_of(p: Settings) -> str | None:
-    return browser_authority(p.local_secret, p.listen_host, p.listen_port)
+def browser_of(s: Settings) -> str | None:
+    return browser_authority(s.local_secret, s.listen_host, s.listen_port)
 
 
-def authorities(p: Settings) -> frozenset[str]:
-    browser = browser_of(p)
-    return p.own_authorities | {browser} if browser else p.own_authorities
+def authorities(s: Settings) -> frozenset[str]:
+    browser = browser_of(s)
+    return s.own_authorities | {browser} if browser else s.own_authorities
 
 
-def origins(p: Settings) -> frozenset[str]:
-    browser = browser_of(p)
-    return p.own_origins | {f"http://{browser}"} if browser else p.own_origins
+def origins(s: Settings) -> frozenset[str]:
+    browser = browser_of(s)
+    return s.own_origins | {f"http://{browser}"} if browser else s.own_origins
 
 
 def login_ticket(local_secret: str, now: float) -> str:
@@ -71,17 +71,17 @@ def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def check_caller(headers: Mapping[str, str], p: Settings) -> None:
+def check_caller(headers: Mapping[str, str], s: Settings) -> None:
     """Raise Refused(403) unless the request comes from the bridge's own names and origin.
     `headers` must look names up case-insensitively."""
     host = (headers.get("host") or "").strip().lower()
-    if host not in authorities(p):
+    if host not in authorities(s):
         raise Refused(403, f"Refused Host {credentials.quoted(host)}: the bridge answers only to its own address "
-                           f"({p.connect_url}), which protects your server from DNS rebinding.")
+                           f"({s.connect_url}), which protects your server from DNS rebinding.")
     origin = headers.get("origin")
-    if origin is not None and origin.strip().lower() not in origins(p):
+    if origin is not None and origin.strip().lower() not in origins(s):
         raise Refused(403, f"Refused Origin {credentials.quoted(origin)}: only the bridge's own pages "
-                           f"({p.connect_url}) and clients that send no Origin (IDEs) may use it; a web page "
+                           f"({s.connect_url}) and clients that send no Origin (IDEs) may use it; a web page "
                            "elsewhere may not.")
     if fetch_site(headers) == "cross-site":
         raise Refused(403, "Refused a cross-site request: a web page on another site may not use the bridge.")
@@ -99,39 +99,39 @@ class Credential:
     # stopped server may be started for it
 
 
-def credential(headers: Mapping[str, str], query_token: str | None, p: Settings) -> Credential:
+def credential(headers: Mapping[str, str], query_token: str | None, s: Settings) -> Credential:
     """Which credential goes upstream; raise Refused(401) when the request has none.
     `query_token` is the `?token=` the client sent, already removed from the URL."""
     header = headers.get("authorization")
     presented = credentials.header_token(header) or (query_token or "").strip() or None
-    if p.hub_token is None:
+    if s.hub_token is None:
         if header is None and presented:
             return Credential(f"token {presented}")
         return Credential(None)
-    ours = Credential(f"token {p.hub_token}", bridges=True)
-    if presented and p.local_secret and same(presented, p.local_secret):
+    ours = Credential(f"token {s.hub_token}", bridges=True)
+    if presented and s.local_secret and same(presented, s.local_secret):
         return ours
     if presented:
         # Not the local secret: the client's own hub credential, which the hub judges.
         return Credential(header if credentials.header_token(header) else f"token {presented}")
-    if not p.local_secret:
+    if not s.local_secret:
         return ours
-    if has_cookie(headers, p):
+    if has_cookie(headers, s):
         if fetch_site(headers) not in COOKIE_FETCH_SITES:
             raise Refused(403, "Refused a request that only the browser's cookie authenticates from a page that "
                                "is not the bridge's own (Sec-Fetch-Site: same-site).")
         return ours
     raise Refused(401, f"No valid token: connect with the URL the bridge printed at start "
-                       f"({p.connect_url}?token=<the bridge's token>), or send 'Authorization: token <the "
+                       f"({s.connect_url}?token=<the bridge's token>), or send 'Authorization: token <the "
                        "bridge's token>'. The bridge's token is JUPYTER_PROXY_TOKEN, or printed in its banner.")
 
 
-def has_cookie(headers: Mapping[str, str], p: Settings) -> bool:
+def has_cookie(headers: Mapping[str, str], s: Settings) -> bool:
     """The browser's cookie, on the browser's own host name (elsewhere it can only be a replay)."""
-    browser = browser_of(p)
+    browser = browser_of(s)
     if browser and (headers.get("host") or "").strip().lower() != browser:
         return False
-    return same(request_cookie(headers, p.cookie_name), cookie_value(p.local_secret))
+    return same(request_cookie(headers, s.cookie_name), cookie_value(s.local_secret))
 
 
 @dataclass(frozen=True)
@@ -140,16 +140,16 @@ class Login:
     origin: str  # where it goes next: the browser's own host name with a ticket, or "" (here, with the cookie)
 
 
-def browser_login(headers: Mapping[str, str], query_token: str | None, ticket: str | None, p: Settings,
+def browser_login(headers: Mapping[str, str], query_token: str | None, ticket: str | None, s: Settings,
                   now: float) -> Login | None:
     """A navigation that presents the local secret gets its cookie, on the browser's own host name, and a
     redirect to the same URL without the secret (as Jupyter's own login does)."""
-    if (headers.get("sec-fetch-mode") or "").strip().lower() != "navigate" or not p.hub_token or not p.local_secret:
+    if (headers.get("sec-fetch-mode") or "").strip().lower() != "navigate" or not s.hub_token or not s.local_secret:
         return None
     host = (headers.get("host") or "").strip().lower()
-    browser = browser_of(p)
-    if not (query_token and same(query_token, p.local_secret)
-            or ticket and host == browser and valid_ticket(ticket, p.local_secret, now)):
+    browser = browser_of(s)
+    if not (query_token and same(query_token, s.local_secret)
+            or ticket and host == browser and valid_ticket(ticket, s.local_secret, now)):
         return None
     if browser and host != browser:
         return Login(f"http://{browser}")
@@ -172,8 +172,8 @@ def without_cookie(cookie_header: str, name: str) -> str:
     return ";".join(kept).strip()
 
 
-def session_cookie(p: Settings) -> str:
-    return f"{p.cookie_name}={cookie_value(p.local_secret)}; Path=/; HttpOnly; SameSite=Strict"
+def session_cookie(s: Settings) -> str:
+    return f"{s.cookie_name}={cookie_value(s.local_secret)}; Path=/; HttpOnly; SameSite=Strict"
 
 
 def redact_cookie(set_cookie: str) -> str:
@@ -188,8 +188,8 @@ def redact_authorization(value: str) -> str:
     return f"{scheme} {credentials.redact(token.strip())}"
 
 
-def not_started_for_others(p: Settings) -> str:
+def not_started_for_others(s: Settings) -> str:
     """A stopped server, for a client that brought its own credential: the bridge's token starts no server
     for it."""
     return (f"Your JupyterHub server is not running. The bridge starts it only for clients that present the "
-            f"bridge's own token ({p.connect_url}?token=<the bridge's token>); or start it at {p.hub_home}.")
+            f"bridge's own token ({s.connect_url}?token=<the bridge's token>); or start it at {s.hub_home}.")
