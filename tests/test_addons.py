@@ -12,8 +12,9 @@ from mitmproxy.test import tutils
 
 from addon.autostart import Autostart
 from addon.config import Config
+from addon_context import configured
+from addon_context import request_flow as client_flow
 from addon.diagnosis import Diagnosis
-from addon.history import History
 from addon.rewrite import Redact
 from addon.rewrite import RewriteRequest
 from addon.rewrite import RewriteResponse
@@ -26,17 +27,12 @@ OPTIONS = dict(jupyter_server_ip_or_name="10.0.0.5", jupyter_server_port="8443",
 
 @pytest.fixture
 def config():
-    c = Config({})
-    with taddons.context(c) as tctx:
-        tctx.configure(c, **OPTIONS)
+    with configured(**OPTIONS) as c:
         yield c
 
 
 def request_flow(path, **headers):
-    f = tflow.tflow(req=tutils.treq(host="10.0.0.5", port=8443, path=path.encode(), headers=()))
-    headers.setdefault("Host", "127.0.0.1:8000")
-    for name, value in headers.items():
-        f.request.headers[name.replace("_", "-")] = value
+    f = client_flow(path, **headers)
     f.metadata["bridge_client"] = True  # as RewriteRequest marks a client that presented the bridge's token
     return f
 

@@ -4,13 +4,12 @@ stream, credentials redacted in the flow and in full on the wire."""
 import pytest
 from mitmproxy.net.http.http1 import assemble_request_head
 from mitmproxy.net.http.http1 import assemble_response_head
-from mitmproxy.test import taddons
-from mitmproxy.test import tflow
 from mitmproxy.test import tutils
 
 from addon import credentials
 from addon import guard
-from addon.config import Config
+from addon_context import configured
+from addon_context import request_flow
 from addon.rewrite import RewriteRequest
 from addon.rewrite import RewriteResponse
 
@@ -23,18 +22,9 @@ OPTIONS = dict(jupyter_server_ip_or_name="10.0.0.5", jupyter_server_port="8443",
 
 @pytest.fixture
 def config():
-    c = Config({})
-    with taddons.context(c) as tctx:
-        tctx.configure(c, **OPTIONS)
+    with configured(**OPTIONS) as c:
         yield c
 
-
-def request_flow(path, **headers):
-    f = tflow.tflow(req=tutils.treq(host="10.0.0.5", port=8443, path=path.encode(), headers=()))
-    headers.setdefault("Host", "127.0.0.1:8000")
-    for name, value in headers.items():
-        f.request.headers[name.replace("_", "-")] = value
-    return f
 
 
 def page_flow(config, status=200, **response_headers):
