@@ -100,6 +100,8 @@ async def check_token(c: Checklist) -> str:
     me = answer.json()
     owner, c.scopes = me.get("name"), frozenset(me.get("scopes", []))
     if s.username and owner != s.username:
+        if lifecycle.grants(sorted(c.scopes), ("access:servers",), s.username, s.named_server):
+            return f"token {tail} of '{owner}' may use the server of '{s.username}': shared with you by {s.username}"
         raise Failed(f"The token ({tail}) belongs to '{owner}', not to JUPYTER_USERNAME '{s.username}'.",
                      f"Set JUPYTER_USERNAME={owner}, or use a token of '{s.username}'.")
     c.s = s = dataclasses.replace(s, username=owner)  # the bridge, too, uses the token's owner when none is set

@@ -274,6 +274,8 @@ def test_a_server_bob_shares_with_alice_is_served_to_her_token(hub, start_bridge
     assert status == 0, err
     shared = [r for r in json.loads(out) if r["shared_by"] == "bob"]
     assert [(r["owner"], r["server"], r["state"], r["used"]) for r in shared] == [("bob", "", "ready", True)]
+    status, out, err = run_sh(hub, tmp_path, "check", JUPYTER_USERNAME="bob")
+    assert status == 0 and "may use the server of 'bob': shared with you by bob" in out, (out, err)
 
     admin_stop(hub, "bob")  # alice may use bob's server, not start it: the bridge says so and does not try
     with httpx.Client(base_url=bridge.url, headers={"Authorization": f"token {bridge.token}"}, timeout=60) as c:
