@@ -20,6 +20,7 @@ from addon import launch
 from addon import lifecycle
 from addon import route
 from addon import settings
+from addon import store
 from addon.settings import Settings
 
 TIMEOUT = 10.0
@@ -96,7 +97,8 @@ async def check_token(c: Checklist) -> str:
     if answer.status != 200:
         raise Failed(f"The hub rejected JUPYTERHUB_API_TOKEN ({tail}): it is wrong, expired or revoked "
                      f"({answer.status}).",
-                     "Create a new token on the hub's Token page and set JUPYTERHUB_API_TOKEN to it.")
+                     store.refused_token_advice(s.hub_token)
+                     or "Create a new token on the hub's Token page and set JUPYTERHUB_API_TOKEN to it.")
     me = answer.json()
     owner, c.scopes = me.get("name"), frozenset(me.get("scopes", []))
     if s.username and owner != s.username:
@@ -175,7 +177,7 @@ async def check_kernelspecs(c: Checklist) -> str:
 
 
 def paste_url(s: Settings, environ=os.environ) -> str:
-    if s.hub_token and environ.get("JUPYTER_PROXY_TOKEN") is None:
+    if s.hub_token and environ.get("JUPYTER_PROXY_TOKEN") is None and s.local_secret != store.local_token(environ):
         return f"{s.connect_url}?token=<the token the bridge prints at start; set JUPYTER_PROXY_TOKEN to fix it>"
     return launch.connect_url(s)
 

@@ -134,6 +134,10 @@ def test_login_stores_a_narrow_expiring_token_and_the_bridge_uses_it(hub, tmp_pa
     r = httpx.get(f"{bridge.url}/api/kernelspecs", headers={"Authorization": f"token {bridge.token}"}, timeout=60)
     assert r.status_code == 200 and "python3" in r.json()["kernelspecs"], r.text
     assert token["token"] not in bridge.log()
+    p = run(["check"], home, JUPYTER_PROXY_PORT=str(bridge.port))
+    assert p.returncode == 0, p.stdout
+    assert f"expires {model['expires_at']}" in p.stdout  # check says when the token expires
+    assert p.stdout.splitlines()[-1] == f"Paste into PyCharm: {bridge.url}/?token={data['local_token']}", p.stdout
 
 
 def test_login_again_replaces_and_revokes_the_old_token(hub, tmp_path):
@@ -222,3 +226,15 @@ def test_sso_hub_token_from_the_token_page(sso_hub, tmp_path):
     p = run(login_args(sso_hub, "--token-stdin"), tmp_path / "other", "not-a-token\n")
     assert p.returncode == 1 and "did not accept that token" in p.stderr
     assert not (tmp_path / "other" / "login.json").exists()
+
+
+def test_check_says_to_log_in_again_when_the_stored_token_was_revoked(hub, tmp_path):
+    home = tmp_path / "home"
+    token = log_in(hub, home)["hub_token"]
+    revoked = httpx.delete(f"{hub['hub_api_internal']}/users/alice/tokens/{token['id']}",
+                           headers={"Authorization": f"token {hub['admin_token']}"})
+    assert revoked.status_code == 204
+    p = run(["check"], home, JUPYTER_PROXY_PORT=str(free_port()))
+    assert p.returncode == 1
+    assert p.stdout.splitlines()[-1] == "    fix: Your hub token was revoked (or lost its rights) on the hub: " \
+                                        "run ./run.sh login.", p.stdout
