@@ -60,11 +60,25 @@ class Autostart:
 
     async def responseheaders(self, flow: http.HTTPFlow) -> None:
         s = self.config.settings
-        if not flow.live or flow.response is None or s is None or not hub_answered(flow.response, s.base_url):
+        if not flow.live or flow.response is None or s is None:
+            return
+        if not (hub_answered(flow.response, s.base_url) or await self._named_server_stopped(flow.response)):
             return
         replacement = await self._after_start(flow)
         self.bodies[flow] = replacement.raw_content or b""
         flow.response = replacement
+
+    async def _named_server_stopped(self, r: http.Response) -> bool:
+        """While the user's default server runs, the hub's proxy sends a stopped named server's URLs to it, and it
+        answers 404: only the hub knows that the named server is stopped."""
+        s = self.config.settings
+        if r.status_code != 404 or not s.named_server or not s.hub_token:
+            return False
+        try:
+            found = await lifecycle.server_state(self.config.hub, s.username, s.named_server)
+        except hub.HubError:
+            return False
+        return found is not None and found != "ready"
 
     def response(self, flow: http.HTTPFlow) -> None:
         if (body := self.bodies.pop(flow, None)) is not None and flow.response:

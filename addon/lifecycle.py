@@ -39,6 +39,26 @@ def stopped_answer(status: int, headers: Mapping[str, str], set_cookies: list[st
     return status == 403 and html and any(f"path={hub}" in c.lower().replace(" ", "") for c in set_cookies)
 
 
+def state(model: dict) -> str:
+    """ready, pending with its action (spawn, stop), or stopped, from a server model of the hub."""
+    if model.get("pending"):
+        return f"pending {model['pending']}"
+    if model.get("ready"):
+        return "ready"
+    return "stopped" if model.get("stopped", True) else "not ready"
+
+
+async def server_state(h, user: str, server: str) -> str | None:
+    """The state of one server; None when the token may not see that user's servers (one shared with it)."""
+    try:
+        model = await h.user_model(user)
+    except HubError as e:
+        if e.status in (403, 404):
+            return None
+        raise
+    return state(model["servers"].get(server, {})) if "servers" in model else None
+
+
 def cannot_start(s: Settings) -> str | None:
     """Why the bridge will not start the server itself, or None when it will."""
     if not s.hub_token:

@@ -28,20 +28,11 @@ class Refused(Exception):
     """The command cannot do what was asked; the message says what to do."""
 
 
-def state(model: dict) -> str:
-    """ready, pending with its action (spawn, stop), or stopped, from a server model of the hub."""
-    if model.get("pending"):
-        return f"pending {model['pending']}"
-    if model.get("ready"):
-        return "ready"
-    return "stopped" if model.get("stopped", True) else "not ready"
-
-
 def own_rows(user_model: dict, used: tuple[str, str]) -> list[dict]:
     """One row per server of the user, the default one first (listed even when the hub has no model of it)."""
     owner, servers = user_model.get("name", ""), dict(user_model.get("servers") or {})
     servers.setdefault("", {"name": "", "stopped": True})
-    return [{"owner": owner, "server": name, "state": state(m), "url": m.get("url") or "",
+    return [{"owner": owner, "server": name, "state": lifecycle.state(m), "url": m.get("url") or "",
              "started": m.get("started") or "", "last_activity": m.get("last_activity") or "",
              "options": m.get("user_options") or {}, "shared_by": "", "used": (owner, name) == used}
             for name, m in sorted(servers.items())]
@@ -71,17 +62,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
 
 
-async def server_state(h: hub.Hub, user: str, server: str) -> str | None:
-    """The state of one server; None when the token may not see that user's servers (one shared with it)."""
-    try:
-        model = await h.user_model(user)
-    except hub.HubError as e:
-        if e.status in (403, 404):
-            return None
-        raise
-    return state(model["servers"].get(server, {})) if "servers" in model else None
-
-
 async def owner(h: hub.Hub) -> str:
     me = await h.whoami()
     if me.get("kind", "user") != "user":
@@ -106,7 +86,7 @@ async def start(h: hub.Hub, s: Settings, server: str) -> str:
     """Start a server with JUPYTER_SERVER_OPTIONS, printing the hub's progress; the line to end with."""
     user = s.username or await owner(h)
     what = f"server '{server}' of '{user}'" if server else f"the default server of '{user}'"
-    if await server_state(h, user, server) == "ready":
+    if await lifecycle.server_state(h, user, server) == "ready":
         return f"{what} is already running"
     options = f" with options {spawn_options.shown(s.server_options)}" if s.server_options else ""
     print(f"starting {what}{options}...", flush=True)
@@ -125,7 +105,7 @@ async def stop(h: hub.Hub, s: Settings, server: str) -> str:
     """Stop a server (never delete it) and follow it until the hub says it has stopped."""
     user = s.username or await owner(h)
     what = f"server '{server}' of '{user}'" if server else f"the default server of '{user}'"
-    if await server_state(h, user, server) == "stopped":
+    if await lifecycle.server_state(h, user, server) == "stopped":
         return f"{what} is not running"
     t0 = time.monotonic()
     try:
@@ -135,7 +115,7 @@ async def stop(h: hub.Hub, s: Settings, server: str) -> str:
                       + (" (the token needs the scope delete:servers)." if e.status == 403 else ".")) from None
     print(f"stopping {what}...", flush=True)
     while time.monotonic() - t0 < STOP_TIMEOUT:
-        if (found := await server_state(h, user, server)) is None:
+        if (found := await lifecycle.server_state(h, user, server)) is None:
             return f"the hub is stopping {what} (this token may not follow its state)"
         if found == "stopped":
             return f"{what} has stopped ({time.monotonic() - t0:.1f} s)"

@@ -160,6 +160,28 @@ def test_hub_under_a_prefix_and_a_named_server_that_does_not_exist_yet(hubs, sta
     assert re.search(r"20[12] POST /jupyter/hub/api/users/alice/servers/n", open(hub["log_file"]).read())
 
 
+def start_server(hub, user="alice"):
+    assert admin(hub, "POST", f"/users/{user}/server").status_code in (201, 202, 400)
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        if admin(hub, "GET", f"/users/{user}").json()["servers"].get("", {}).get("ready"):
+            return
+        time.sleep(0.3)
+    pytest.fail(f"{user}'s server did not start")
+
+
+def test_a_stopped_named_server_is_started_while_the_default_one_runs(hub, start_bridge):
+    # The hub's proxy sends /user/alice/<named>/... to the running default server, which answers 404.
+    start_server(hub)
+    name = f"w{uuid.uuid4().hex[:6]}"
+    bridge = start_bridge(hub, env=env(hub, JUPYTER_NAMED_SERVER=name))
+    with client(bridge) as c:
+        r = c.get("/api/contents")
+        assert r.status_code == 200, r.text
+        assert c.get("/api/contents/no-such-file").status_code == 404  # the named server's own 404 stays
+    assert admin(hub, "GET", "/users/alice").json()["servers"][name]["ready"]
+
+
 def test_the_bridge_recovers_when_the_hub_restarts(start_hub, start_bridge):
     first = start_hub(name="life-restart", no_start=True)
     bridge = start_bridge(first, env=env(first))

@@ -33,7 +33,7 @@ from addon import settings
     ({"ready": False, "pending": None, "stopped": False}, "not ready"),
 ])
 def test_state(model, state):
-    assert servers.state(model) == state
+    assert lifecycle.state(model) == state
 
 
 USER = {"name": "alice", "servers": {
