@@ -24,21 +24,28 @@ STORED_OPTIONS = ("jupyter_server_ip_or_name", "jupyter_server_port", "jupyter_s
                   "jupyter_server_options")
 
 
-def folder(environ=os.environ) -> Path:
+def folder(environ=os.environ) -> Path | None:
+    """None for an environment without a home (as the tests give): then nothing is stored, rather than the
+    login of whoever runs them."""
     if home := environ.get("JUPYTERHUB_BRIDGE_HOME", "").strip():
         return Path(home).expanduser()
-    config = environ.get("XDG_CONFIG_HOME", "").strip() or os.path.join(environ.get("HOME", "~"), ".config")
-    return Path(config).expanduser() / "jupyterhub-bridge"
+    if config := environ.get("XDG_CONFIG_HOME", "").strip():
+        return Path(config).expanduser() / "jupyterhub-bridge"
+    if home := environ.get("HOME", "").strip():
+        return Path(home) / ".config" / "jupyterhub-bridge"
+    return None
 
 
-def path(environ=os.environ) -> Path:
-    return folder(environ) / FILE_NAME
+def path(environ=os.environ) -> Path | None:
+    return None if (where := folder(environ)) is None else where / FILE_NAME
 
 
 def load(environ=os.environ, private: bool = True) -> dict:
     """The stored login, {} when there is none. Raises ValueError (with the fix) for a file others can read
     (unless private=False: logout revokes its token) or one that is not the bridge's JSON."""
     file = path(environ)
+    if file is None:
+        return {}
     try:
         fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -64,6 +71,8 @@ def save(data: dict, environ=os.environ) -> Path:
     """Write the login at once (a reader sees the old file or the new one, never half of one): a 0600 temporary
     file in a 0700 folder, then os.replace."""
     target = path(environ)
+    if target is None:
+        raise ValueError("HOME is not set: set it, or JUPYTERHUB_BRIDGE_HOME, to the folder for the login file.")
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(target.parent, 0o700)
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".login-", suffix=".tmp")  # created 0600
@@ -81,8 +90,11 @@ def save(data: dict, environ=os.environ) -> Path:
 
 def delete(environ=os.environ) -> bool:
     """Remove the stored login; False when there was none."""
+    file = path(environ)
+    if file is None:
+        return False
     try:
-        path(environ).unlink()
+        file.unlink()
     except FileNotFoundError:
         return False
     return True

@@ -133,6 +133,21 @@ class DevHubLauncher:
         stop_processes([handle.proc for handle in self._handles], HUB_STOP_TIMEOUT)  # in parallel
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_stored_login(tmp_path_factory):
+    """The developer's own `./run.sh login` must not reach the tests' bridges and checks (they take what the
+    environment does not give from it): they all look for it in an empty folder."""
+    saved = {name: os.environ.get(name) for name in ("XDG_CONFIG_HOME", "JUPYTERHUB_BRIDGE_HOME")}
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    os.environ.pop("JUPYTERHUB_BRIDGE_HOME", None)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def start_hub(tmp_path_factory):
     launcher = DevHubLauncher(tmp_path_factory)

@@ -37,9 +37,16 @@ def logged_in(environ, expires_at: str | None = None):
     ({"XDG_CONFIG_HOME": "/x", "HOME": "/h"}, "/x/jupyterhub-bridge/login.json"),
     ({"JUPYTERHUB_BRIDGE_HOME": " ", "HOME": "/h"}, "/h/.config/jupyterhub-bridge/login.json"),
     ({"XDG_CONFIG_HOME": "", "HOME": "/h"}, "/h/.config/jupyterhub-bridge/login.json"),
+    ({}, "None"),  # no home, no stored login: not the one of whoever runs the tests
 ])
 def test_where_the_file_lives(environ, expected):
     assert str(store.path(environ)) == expected
+
+
+def test_an_environment_without_a_home_has_no_login():
+    assert store.load({}) == {} and store.delete({}) is False
+    with pytest.raises(ValueError, match="HOME is not set"):
+        store.save({}, {})
 
 
 def test_saved_only_for_its_owner_and_read_back(home):
