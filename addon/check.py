@@ -42,7 +42,7 @@ class Checklist:
     server_down: bool = False
 
 
-def failure(answer: diagnose.Answer, s: Settings, cert: x509.Certificate | None = None) -> Failed:
+def failure(answer: diagnose.Outcome, s: Settings, cert: x509.Certificate | None = None) -> Failed:
     found = diagnose.diagnose(answer, diagnose.facts(s, cert))
     if found is None:
         return Failed(f"{answer.status} {answer.error or diagnose.message(answer.body)}",
@@ -61,7 +61,7 @@ async def check_address(c: Checklist) -> str:
         found = await asyncio.get_running_loop().getaddrinfo(s.server_host, s.server_port)
         _, writer = await asyncio.wait_for(asyncio.open_connection(s.server_host, s.server_port), TIMEOUT)
     except (OSError, TimeoutError) as e:
-        raise failure(diagnose.Answer(None, error=str(e) or "timed out"), s) from e
+        raise failure(diagnose.Outcome(None, error=str(e) or "timed out"), s) from e
     writer.close()
     return f"{s.server_host} resolves to {found[0][4][0]} and accepts TCP on port {s.server_port}"
 
@@ -74,7 +74,7 @@ async def check_tls(c: Checklist) -> str:
             unverified = await c.hub.handshake(verify=False)
         except hub.HubError:
             unverified = None
-        raise failure(diagnose.Answer(None, error=e.message), c.s, unverified) from e
+        raise failure(diagnose.Outcome(None, error=e.message), c.s, unverified) from e
     about = diagnose.describe(cert)
     return (f"TLS verified for '{c.s.tls_name}' with {c.s.ca_file or 'the system trust store'} "
             f"(issuer {about.issuer}, valid until {about.not_after})")
@@ -169,7 +169,7 @@ async def check_kernelspecs(c: Checklist) -> str:
     answer = await asyncio.wait_for(c.hub.request("GET", plan.target, list(headers.items())), hub.API_TIMEOUT)
     if answer.status != 200:
         got = Headers([(k.encode(), v.encode()) for k, v in answer.headers])
-        raise failure(diagnose.Answer(answer.status, got, answer.body.decode(errors="replace"),
+        raise failure(diagnose.Outcome(answer.status, got, answer.body.decode(errors="replace"),
                                       credential="Authorization" in headers), s)
     specs = answer.json()
     return f"/api/kernelspecs answers through the bridge's code path: {', '.join(specs['kernelspecs'])} " \
@@ -200,7 +200,7 @@ async def run(s: Settings) -> int:
         except Failed as f:
             return report(f)
         except (hub.HubError, TimeoutError) as e:  # the hub stopped answering half-way
-            return report(failure(diagnose.Answer(None, error=str(e) or "timed out"), c.s))
+            return report(failure(diagnose.Outcome(None, error=str(e) or "timed out"), c.s))
         print(line if line.startswith("– ") else f"✓ {line}")
     if not s.hub_token:
         print("– token, server state and /api/kernelspecs not checked: JUPYTERHUB_API_TOKEN is not set, "

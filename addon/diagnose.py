@@ -23,7 +23,7 @@ IOPUB_MARK = b"IOPub data rate exceeded"
 
 
 @dataclass(frozen=True)
-class Answer:
+class Outcome:
     """What came back for one request: a response, or the error text of a connection that failed."""
     status: int | None  # None: no response (connect or TLS failure)
     headers: Mapping[str, str] = field(default_factory=dict)  # case-insensitive lookups
@@ -104,15 +104,15 @@ def _has(text: str, *needles: str) -> bool:
     return any(n.lower() in text.lower() for n in needles)
 
 
-def _title(a: Answer, title: str) -> bool:
+def _title(a: Outcome, title: str) -> bool:
     return f"<title>{title}</title>" in a.body
 
 
-def _hub_page(a: Answer) -> bool:
+def _hub_page(a: Outcome) -> bool:
     return _title(a, "JupyterHub")
 
 
-def _server_refused(a: Answer) -> bool:
+def _server_refused(a: Outcome) -> bool:
     """jupyter_server's 403: 'Forbidden' (REST, JSON), '_xsrf' missing (a write), or its HTML page (WebSocket)."""
     if a.status != 403 or _hub_page(a):
         return False
@@ -124,7 +124,7 @@ _TOKEN_FIX = ("Create a new token on {f.hub_home} (Token page) with the scope ac
               "which tokens the hub accepts. A token revoked a moment ago may work for up to 5 minutes more.")
 _START_FIX = "Start your server on {f.hub_home}, wait until it runs (`./run.sh check` shows its state), then retry."
 
-Rule = tuple[str, Callable[[Answer], bool], str, str]  # key, when, cause, fix (format strings with a=, f=, m=)
+Rule = tuple[str, Callable[[Outcome], bool], str, str]  # key, when, cause, fix (format strings with a=, f=, m=)
 
 RULES: tuple[Rule, ...] = (
     ("tls-untrusted", lambda a: _has(a.error, "unable to get local issuer certificate", "self-signed certificate",
@@ -191,7 +191,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def diagnose(a: Answer, f: Facts = Facts()) -> Diagnosis | None:
+def diagnose(a: Outcome, f: Facts = Facts()) -> Diagnosis | None:
     """The first rule that matches, filled in; None for an answer that is no failure the bridge can explain."""
     if a.status is not None and a.status < 400 and a.status not in (101, 301, 302, 303, 307):
         return None

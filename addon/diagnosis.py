@@ -12,12 +12,12 @@ from addon.config import Config
 logger = logging.getLogger(__name__)
 
 
-def outcome(flow: http.HTTPFlow) -> diagnose.Answer:
+def outcome(flow: http.HTTPFlow) -> diagnose.Outcome:
     """A failed flow's response as the diagnosis reads it."""
     r = flow.response
     assert r is not None
     body = r.get_text(strict=False)[:8192] if r.content else ""
-    return diagnose.Answer(r.status_code, r.headers, body or "", method=flow.request.method,
+    return diagnose.Outcome(r.status_code, r.headers, body or "", method=flow.request.method,
                            websocket=flow.request.headers.get("upgrade", "").lower() == "websocket",
                            credential="authorization" in flow.request.headers,
                            origin="origin" in flow.request.headers)
@@ -41,15 +41,15 @@ class Diagnosis:
 
     def error(self, flow: http.HTTPFlow) -> None:
         if flow.response is None and flow.error:
-            self._diagnose(flow, diagnose.Answer(None, error=flow.error.msg, method=flow.request.method))
+            self._diagnose(flow, diagnose.Outcome(None, error=flow.error.msg, method=flow.request.method))
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         last = flow.websocket.messages[-1]
         if not last.from_client and (at := last.content.find(diagnose.IOPUB_MARK)) >= 0:
             text = last.content[at:at + 600].decode(errors="replace")
-            self._diagnose(flow, diagnose.Answer(101, body=text, websocket=True))
+            self._diagnose(flow, diagnose.Outcome(101, body=text, websocket=True))
 
-    def _diagnose(self, flow: http.HTTPFlow, answer: diagnose.Answer) -> None:
+    def _diagnose(self, flow: http.HTTPFlow, answer: diagnose.Outcome) -> None:
         if self.config.settings is None:
             return
         address, cert = self.hub_cert or (None, None)

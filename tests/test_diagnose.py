@@ -23,38 +23,38 @@ IOPUB = ('"IOPub data rate exceeded.\\nThe Jupyter server will temporarily stop 
 
 # (answer, expected key, words the cause or fix must contain)
 TABLE = [
-    (diagnose.Answer(401, {"server": diagnose.OWN_SERVER}, '{"message": "No valid token: connect with the URL"}'),
+    (diagnose.Outcome(401, {"server": diagnose.OWN_SERVER}, '{"message": "No valid token: connect with the URL"}'),
      "bridge", ["No valid token", "connect with the URL"]),
-    (diagnose.Answer(403, JSON, '{"message": "Forbidden", "reason": null}', credential=True),
+    (diagnose.Outcome(403, JSON, '{"message": "Forbidden", "reason": null}', credential=True),
      "token-rejected", ["expired or revoked", "access:servers"]),
-    (diagnose.Answer(403, JSON, '{"message": "\'_xsrf\' argument missing from POST", "reason": null}', "",
+    (diagnose.Outcome(403, JSON, '{"message": "\'_xsrf\' argument missing from POST", "reason": null}', "",
                      "POST", credential=True), "token-rejected", ["'_xsrf' argument missing"]),
-    (diagnose.Answer(403, HTML, SERVER_403_PAGE, websocket=True, credential=True),
+    (diagnose.Outcome(403, HTML, SERVER_403_PAGE, websocket=True, credential=True),
      "token-rejected", ["Couldn't authenticate WebSocket connection"]),
-    (diagnose.Answer(403, JSON, '{"message": "\'_xsrf\' argument missing from POST", "reason": null}', "", "POST"),
+    (diagnose.Outcome(403, JSON, '{"message": "\'_xsrf\' argument missing from POST", "reason": null}', "", "POST"),
      "no-token", ["no token", "?token="]),
-    (diagnose.Answer(404, JSON, '{"message": "Not Found", "reason": null}', origin=True),
+    (diagnose.Outcome(404, JSON, '{"message": "Not Found", "reason": null}', origin=True),
      "cross-origin", ["Blocking Cross Origin", "Origin"]),
-    (diagnose.Answer(302, {"location": "/hub/user/alice/api/status"}), "server-not-running", ["not running"]),
-    (diagnose.Answer(424, JSON, '{"message": "JupyterHub server no longer running at /user/alice/api/status."}'),
+    (diagnose.Outcome(302, {"location": "/hub/user/alice/api/status"}), "server-not-running", ["not running"]),
+    (diagnose.Outcome(424, JSON, '{"message": "JupyterHub server no longer running at /user/alice/api/status."}'),
      "server-not-running", ["not running"]),
-    (diagnose.Answer(403, HTML, HUB_403_XSRF, method="POST", credential=True),
+    (diagnose.Outcome(403, HTML, HUB_403_XSRF, method="POST", credential=True),
      "server-not-running-write", ["not running", "POST"]),
-    (diagnose.Answer(503, {"content-type": "text/html"}, CHP_503), "server-down", ["stopped or crashed"]),
-    (diagnose.Answer(500, HTML, "<title>JupyterHub</title><h1>500 : Spawner failed to start [status=1]</h1>"),
+    (diagnose.Outcome(503, {"content-type": "text/html"}, CHP_503), "server-down", ["stopped or crashed"]),
+    (diagnose.Outcome(500, HTML, "<title>JupyterHub</title><h1>500 : Spawner failed to start [status=1]</h1>"),
      "spawn-failed", ["failed to start"]),
-    (diagnose.Answer(101, body=IOPUB, websocket=True), "iopub-rate", ["100000 bytes/s", "iopub_data_rate_limit"]),
-    (diagnose.Answer(None, error="Certificate verify failed: unable to get local issuer certificate"),
+    (diagnose.Outcome(101, body=IOPUB, websocket=True), "iopub-rate", ["100000 bytes/s", "iopub_data_rate_limit"]),
+    (diagnose.Outcome(None, error="Certificate verify failed: unable to get local issuer certificate"),
      "tls-untrusted", ["JUPYTER_CLUSTER_CA_CERT"]),
-    (diagnose.Answer(None, error="[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, "
+    (diagnose.Outcome(None, error="[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, "
                                  "certificate is not valid for 'x'. (_ssl.c:1000)"),
      "tls-name", ["JUPYTER_SERVER_NAME"]),
-    (diagnose.Answer(None, error="Certificate verify failed: certificate has expired"), "tls-expired", ["renew"]),
-    (diagnose.Answer(None, error="[Errno 111] Connect call failed ('127.0.0.1', 1)"), "refused", ["10.0.0.5:8443"]),
-    (diagnose.Answer(None, error="[Errno -2] Name or service not known"), "dns", ["'10.0.0.5'", "DNS"]),
-    (diagnose.Answer(None, error="timed out"), "timeout", ["10.0.0.5:8443"]),
-    (diagnose.Answer(None, error="The remote server does not speak TLS."), "not-tls", ["JUPYTER_SERVER_PORT"]),
-    (diagnose.Answer(502, HTML, "<h1>Bad Gateway</h1>"), "server-error", ["502"]),
+    (diagnose.Outcome(None, error="Certificate verify failed: certificate has expired"), "tls-expired", ["renew"]),
+    (diagnose.Outcome(None, error="[Errno 111] Connect call failed ('127.0.0.1', 1)"), "refused", ["10.0.0.5:8443"]),
+    (diagnose.Outcome(None, error="[Errno -2] Name or service not known"), "dns", ["'10.0.0.5'", "DNS"]),
+    (diagnose.Outcome(None, error="timed out"), "timeout", ["10.0.0.5:8443"]),
+    (diagnose.Outcome(None, error="The remote server does not speak TLS."), "not-tls", ["JUPYTER_SERVER_PORT"]),
+    (diagnose.Outcome(502, HTML, "<h1>Bad Gateway</h1>"), "server-error", ["502"]),
 ]
 
 HUB_ENV = {"JUPYTER_SERVER_IP_OR_NAME": "10.0.0.5", "JUPYTER_SERVER_PORT": "8443", "JUPYTER_USERNAME": "alice"}
@@ -77,10 +77,10 @@ def test_the_hub_home_page_is_named_by_the_tls_name_everywhere():
     assert SETTINGS.hub_home in lifecycle.cannot_start(SETTINGS)
 
 
-@pytest.mark.parametrize("answer", [diagnose.Answer(200, JSON, "{}"), diagnose.Answer(204),
-                                    diagnose.Answer(302, {"location": "/lab?"}), diagnose.Answer(101),
-                                    diagnose.Answer(404, JSON, '{"message": "Not Found"}', credential=True),
-                                    diagnose.Answer(None, error="Client disconnected.")])
+@pytest.mark.parametrize("answer", [diagnose.Outcome(200, JSON, "{}"), diagnose.Outcome(204),
+                                    diagnose.Outcome(302, {"location": "/lab?"}), diagnose.Outcome(101),
+                                    diagnose.Outcome(404, JSON, '{"message": "Not Found"}', credential=True),
+                                    diagnose.Outcome(None, error="Client disconnected.")])
 def test_what_is_no_failure_gets_no_diagnosis(answer):
     assert diagnose.diagnose(answer) is None
 
@@ -97,11 +97,11 @@ def test_certificate_facts_name_issuer_names_and_dates(tmp_path):
     s = from_environment({**HUB_ENV, "JUPYTER_SERVER_NAME": "wrong", "JUPYTER_CLUSTER_CA_CERT": str(ca_file)})
     f = diagnose.facts(s, cert)
     assert f.ca_subject.startswith("OU=Testing CA #") and f.ca_subject != c.issuer  # the CA file's own subject
-    named = diagnose.diagnose(diagnose.Answer(None, error="Certificate verify failed: hostname mismatch"), f)
+    named = diagnose.diagnose(diagnose.Outcome(None, error="Certificate verify failed: hostname mismatch"), f)
     assert "JUPYTER_SERVER_NAME=<one of: jupyterhub, 127.0.0.1>" in named.fix and "'wrong'" in named.cause
-    expired = diagnose.diagnose(diagnose.Answer(None, error="Certificate verify failed: certificate has expired"), f)
+    expired = diagnose.diagnose(diagnose.Outcome(None, error="Certificate verify failed: certificate has expired"), f)
     assert "to 2001-01-01 00:00 UTC" in expired.cause
-    untrusted = diagnose.diagnose(diagnose.Answer(None, error="unable to get local issuer certificate"), f)
+    untrusted = diagnose.diagnose(diagnose.Outcome(None, error="unable to get local issuer certificate"), f)
     assert c.issuer in untrusted.cause and str(ca_file) in untrusted.cause
 
 
@@ -120,9 +120,9 @@ def test_once_per_key_and_period_and_bounded():
 
 
 def test_the_bridges_own_answer_is_said_once():
-    one = diagnose.diagnose(diagnose.Answer(503, {"server": diagnose.OWN_SERVER},
+    one = diagnose.diagnose(diagnose.Outcome(503, {"server": diagnose.OWN_SERVER},
                                             '{"message": "Your server is not running. Start it at https://h/hub/home."}'))
     assert one.text == "The bridge answered 503: Your server is not running. Start it at https://h/hub/home."
-    two = diagnose.diagnose(diagnose.Answer(401, {"server": diagnose.OWN_SERVER},
+    two = diagnose.diagnose(diagnose.Outcome(401, {"server": diagnose.OWN_SERVER},
                                             '{"message": "No valid token: connect with the URL"}'))
     assert two.text == "The bridge answered 401: No valid token. Fix: connect with the URL"

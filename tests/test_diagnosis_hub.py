@@ -77,7 +77,7 @@ def hub_answer(hub, method, path, token=None, origin=None):
     with httpx.Client(verify=ctx, timeout=60) as c:
         r = c.request(method, f"https://127.0.0.1:{hub['port']}{path}", headers=headers,
                       json={} if method == "POST" else None, extensions={"sni_hostname": "jupyterhub"})
-    return diagnose.Answer(r.status_code, r.headers, r.text, method=method, credential=bool(token),
+    return diagnose.Outcome(r.status_code, r.headers, r.text, method=method, credential=bool(token),
                            origin=bool(origin))
 
 

@@ -159,7 +159,7 @@ def test_advice_for_a_refused_stored_token(home, token, now, advice):
 
 
 def test_the_diagnosis_of_a_refused_stored_token_says_run_login():
-    refused = diagnose.Answer(403, {}, '{"message": "Forbidden"}', credential=True)
+    refused = diagnose.Outcome(403, {}, '{"message": "Forbidden"}', credential=True)
     advice = "Your hub token expired on 2026-12-29 13:00 UTC: run ./run.sh login."
     assert diagnose.diagnose(refused, diagnose.Facts(login_advice=advice)).fix == advice
     assert "Create a new token" in diagnose.diagnose(refused, diagnose.Facts()).fix
