@@ -1,12 +1,14 @@
 """Every failed exchange gets one cause and one fix: as the flow's comment and mark (mitmweb), and as one
 warning line per cause and minute in the log."""
 
+import json
 import logging
 
 from mitmproxy import http
 from mitmproxy import tls
 
 from addon import diagnose
+from addon import store
 from addon.config import Config
 
 logger = logging.getLogger(__name__)
@@ -36,8 +38,14 @@ class Diagnosis:
             self.hub_cert = (data.conn.address, chain[0].to_cryptography())
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if flow.response.status_code >= 300:
-            self._diagnose(flow, outcome(flow))
+        if flow.response.status_code < 300:
+            return
+        found = self._diagnose(flow, outcome(flow))
+        r = flow.response
+        if found and found.key == "token-rejected" and found.fix.endswith(store.LOG_IN_AGAIN) and r.content \
+                and "application/json" in r.headers.get("content-type", ""):
+            # The stored token expired or was revoked: the IDE shows a JSON error's message, so say it there.
+            r.text = json.dumps({"message": found.text})
 
     def error(self, flow: http.HTTPFlow) -> None:
         if flow.response is None and flow.error:
@@ -49,16 +57,17 @@ class Diagnosis:
             text = last.content[at:at + 600].decode(errors="replace")
             self._diagnose(flow, diagnose.Outcome(101, body=text, websocket=True))
 
-    def _diagnose(self, flow: http.HTTPFlow, answer: diagnose.Outcome) -> None:
+    def _diagnose(self, flow: http.HTTPFlow, answer: diagnose.Outcome) -> diagnose.Diagnosis | None:
         if self.config.settings is None:
-            return
+            return None
         address, cert = self.hub_cert or (None, None)
         facts = diagnose.facts(self.config.settings,
                                cert if address == (flow.request.host, flow.request.port) else None)
         found = diagnose.diagnose(answer, facts)
         if found is None:
-            return
+            return None
         flow.comment = found.text
         flow.marked = ":warning:"
         if self.warned(found.key):
             logger.warning(f"{flow.request.method} {flow.request.path}: {found.text}")
+        return found

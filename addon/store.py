@@ -17,6 +17,7 @@ from datetime import timezone
 from pathlib import Path
 
 FILE_NAME = "login.json"
+LOG_IN_AGAIN = "run ./run.sh login."  # the fix for a stored token the hub no longer takes
 # The option names login stores; the bridge takes them from the file when neither --set nor the environment
 # gives them.
 STORED_OPTIONS = ("jupyter_server_ip_or_name", "jupyter_server_port", "jupyter_server_name",
@@ -163,5 +164,5 @@ def refused_token_advice(hub_token: str | None, environ=os.environ, now: datetim
         return ""
     expires = parse_time(stored.get("expires_at"))
     if expires and expires <= (now or datetime.now(timezone.utc)):
-        return f"Your hub token expired on {expires:%Y-%m-%d %H:%M} UTC: run ./run.sh login."
-    return "Your hub token was revoked (or lost its rights) on the hub: run ./run.sh login."
+        return f"Your hub token expired on {expires:%Y-%m-%d %H:%M} UTC: {LOG_IN_AGAIN}"
+    return f"Your hub token was revoked (or lost its rights) on the hub: {LOG_IN_AGAIN}"

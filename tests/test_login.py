@@ -238,3 +238,16 @@ def test_check_says_to_log_in_again_when_the_stored_token_was_revoked(hub, tmp_p
     assert p.returncode == 1
     assert p.stdout.splitlines()[-1] == "    fix: Your hub token was revoked (or lost its rights) on the hub: " \
                                         "run ./run.sh login.", p.stdout
+
+
+def test_the_ide_is_told_to_log_in_again_when_the_stored_token_was_revoked(hub, tmp_path, start_bridge):
+    home = tmp_path / "home"
+    token = log_in(hub, home)["hub_token"]  # revoked before any server saw it: no token cache to wait for
+    revoked = httpx.delete(f"{hub['hub_api_internal']}/users/alice/tokens/{token['id']}",
+                           headers={"Authorization": f"token {hub['admin_token']}"})
+    assert revoked.status_code == 204
+    bridge = start_bridge(env={"JUPYTERHUB_BRIDGE_HOME": str(home)})
+    r = httpx.get(f"{bridge.url}/api/contents", headers={"Authorization": f"token {bridge.token}"}, timeout=60)
+    assert r.status_code == 403
+    assert r.json()["message"].endswith("Your hub token was revoked (or lost its rights) on the hub: "
+                                        "run ./run.sh login."), r.text
