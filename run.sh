@@ -26,11 +26,11 @@ PYTHON=... chooses the Python (3.12 or newer) to build .venv with; found by itse
 EOF
 }
 
-# show_help: the usage, then the settings as addon/options.py (the one settings table) prints them.
+# show_help: the usage, then the settings as addon/core/options.py (the one settings table) prints them.
 show_help() {
   usage
   echo
-  "$(find_python)" -m addon.options
+  "$(find_python)" -m addon.core.options
 }
 
 python_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; }
@@ -133,7 +133,7 @@ ensure_chromium() {
 
 bridge() {
   ensure_venv .venv requirements.txt
-  exec "$ROOT/.venv/bin/python" -m addon.launch "$@"
+  exec "$ROOT/.venv/bin/python" -m addon.commands.launch "$@"
 }
 
 # demo_settings READY_FILE: the bridge's settings for the local hub, as shell assignments.
@@ -173,7 +173,7 @@ demo() {
   [[ -f "$ready" ]] || { echo "error: the hub took more than 2 minutes to start." >&2; exit 1; }
   eval "$(demo_settings "$ready")"
   echo "demo hub: $DEMO_HUB_URL (user $JUPYTER_USERNAME); Ctrl-C stops the hub and the bridge."
-  "$ROOT/.venv/bin/python" -m addon.launch dump "$@"
+  "$ROOT/.venv/bin/python" -m addon.commands.launch dump "$@"
 }
 
 run_bench() {
@@ -201,9 +201,9 @@ case "${1:-}" in
   ""|-*) bridge dump "$@" ;;  # no subcommand: the bridge, with mitmproxy's arguments
   web) shift; bridge web "$@" ;;
   demo) shift; demo "$@" ;;
-  check) shift; ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.check "$@" ;;
-  login|logout) ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.login "$@" ;;
-  servers|start|stop) ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.servers "$@" ;;
+  check) shift; ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.commands.check "$@" ;;
+  login|logout) ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.commands.login "$@" ;;
+  servers|start|stop) ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.commands.servers "$@" ;;
   test) shift; run_tests "$@" ;;
   bench) shift; run_bench "$@" ;;
   *) echo "error: unknown subcommand '$1'." >&2; usage >&2; exit 2 ;;

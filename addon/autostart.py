@@ -5,10 +5,10 @@ import weakref
 
 from mitmproxy import http
 
-from addon import guard
-from addon import hub
-from addon import lifecycle
-from addon import route
+from addon.core import guard
+from addon.hub import api as hub
+from addon.core import lifecycle
+from addon.core import route
 from addon.config import Config
 from addon.rewrite import BRIDGES
 from addon.rewrite import own_response

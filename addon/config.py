@@ -9,9 +9,9 @@ from typing import Optional
 from mitmproxy import ctx
 from mitmproxy import exceptions
 
-from addon.hub import Hub
-from addon import settings
-from addon.settings import Settings
+from addon.hub.api import Hub
+from addon.core import settings
+from addon.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

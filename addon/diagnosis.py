@@ -7,7 +7,7 @@ import logging
 from mitmproxy import http
 from mitmproxy import tls
 
-from addon import diagnose
+from addon.core import diagnose
 from addon import store
 from addon.config import Config
 

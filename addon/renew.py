@@ -11,9 +11,9 @@ from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
 
-from addon import hub
+from addon.hub import api as hub
 from addon import store
-from addon import tokens
+from addon.hub import tokens
 from addon.config import Config
 
 logger = logging.getLogger(__name__)

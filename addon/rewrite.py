@@ -7,11 +7,11 @@ import logging
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
 
-from addon import credentials
-from addon import diagnose
-from addon import forward
-from addon import guard
-from addon import route
+from addon.core import credentials
+from addon.core import diagnose
+from addon.core import forward
+from addon.core import guard
+from addon.core import route
 from addon.config import Config
 
 

@@ -34,6 +34,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HUB_PYTHON = PROJECT_ROOT / ".venv-hub" / "bin" / "python"
 HUB_READY_TIMEOUT = 120.0
 HUB_STOP_TIMEOUT = 20.0
+HUB_TESTS = PROJECT_ROOT / "tests" / "hub"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/hub/ is marked `hub` (it starts real processes): `-m "not hub"` runs the rest."""
+    for item in items:
+        if HUB_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.hub)
 
 
 def _tail(path, n=40):

@@ -1,0 +1,230 @@
+"""`python -m addon.commands.check [--set option=value ...]`: a preflight to run before opening the IDE.
+
+Prints a checklist (✓ passed, ✗ failed with its fix, – skipped) and stops with exit status 1 at the first
+failure that would stop the IDE. It dials the hub itself, the way the bridge does: the bridge need not run."""
+
+import asyncio
+import dataclasses
+import os
+import sys
+from urllib.parse import quote
+
+from cryptography import x509
+from mitmproxy.http import Headers  # case-insensitive, as the bridge's request headers are
+
+from addon.core import credentials
+from addon.core import diagnose
+from addon.core import forward
+from addon.hub import api as hub
+from addon.commands import launch
+from addon.core import lifecycle
+from addon.core import route
+from addon.core import settings
+from addon import store
+from addon.core.settings import Settings
+
+TIMEOUT = 10.0
+
+
+class Failed(Exception):
+    def __init__(self, what: str, fix: str, details: tuple[str, ...] = ()) -> None:
+        super().__init__(what)
+        self.what, self.fix, self.details = what, fix, details
+
+
+@dataclasses.dataclass
+class Checklist:
+    """What the steps learn on the way: the settings (with the token's owner once known), the token's scopes,
+    whether the server is up to answer."""
+    s: Settings
+    hub: hub.Hub
+    scopes: frozenset[str] = frozenset()
+    server_down: bool = False
+
+
+def failure(answer: diagnose.Outcome, s: Settings, cert: x509.Certificate | None = None) -> Failed:
+    found = diagnose.diagnose(answer, diagnose.facts(s, cert))
+    if found is None:
+        return Failed(f"{answer.status} {answer.error or diagnose.message(answer.body)}",
+                      "See the message above; `./run.sh web` shows the whole exchange.")
+    details = ()
+    if cert is not None:
+        c = diagnose.describe(cert)
+        details = (f"the hub's certificate: names {', '.join(c.names) or '(none)'}; subject {c.subject}; "
+                   f"issuer {c.issuer}; valid {c.not_before} to {c.not_after}",)
+    return Failed(found.cause, found.fix, details)
+
+
+async def check_address(c: Checklist) -> str:
+    s = c.s
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(s.server_host, s.server_port)
+        _, writer = await asyncio.wait_for(asyncio.open_connection(s.server_host, s.server_port), TIMEOUT)
+    except (OSError, TimeoutError) as e:
+        raise failure(diagnose.Outcome(None, error=str(e) or "timed out"), s) from e
+    writer.close()
+    return f"{s.server_host} resolves to {found[0][4][0]} and accepts TCP on port {s.server_port}"
+
+
+async def check_tls(c: Checklist) -> str:
+    try:
+        cert = await c.hub.handshake()
+    except hub.HubError as e:
+        try:
+            unverified = await c.hub.handshake(verify=False)
+        except hub.HubError:
+            unverified = None
+        raise failure(diagnose.Outcome(None, error=e.message), c.s, unverified) from e
+    about = diagnose.describe(cert)
+    return (f"TLS verified for '{c.s.tls_name}' with {c.s.ca_file or 'the system trust store'} "
+            f"(issuer {about.issuer}, valid until {about.not_after})")
+
+
+async def check_hub(c: Checklist) -> str:
+    s = c.s
+    answer = await c.hub.api("GET", "")
+    if answer.status != 200 or "version" not in answer.json():
+        raise Failed(f"The hub at {s.dial_url} answered {answer.status} for {s.base_url}hub/api, not JupyterHub's "
+                     "version.",
+                     "Check JUPYTERHUB_BASE_URL (e.g. /jupyter/ when the hub lives under a prefix) and the port.")
+    return f"JupyterHub {answer.json()['version']} answers at {s.base_url}hub/api"
+
+
+async def check_token(c: Checklist) -> str:
+    s = c.s
+    answer = await c.hub.api("GET", "/user")
+    tail = credentials.redact(s.hub_token or "")
+    if answer.status != 200:
+        raise Failed(f"The hub rejected JUPYTERHUB_API_TOKEN ({tail}): it is wrong, expired or revoked "
+                     f"({answer.status}).",
+                     store.refused_token_advice(s.hub_token)
+                     or "Create a new token on the hub's Token page and set JUPYTERHUB_API_TOKEN to it.")
+    me = answer.json()
+    owner, c.scopes = me.get("name"), frozenset(me.get("scopes", []))
+    if s.username and owner != s.username:
+        if lifecycle.grants(sorted(c.scopes), ("access:servers",), s.username, s.named_server):
+            return f"token {tail} of '{owner}' may use the server of '{s.username}': shared with you by {s.username}"
+        raise Failed(f"The token ({tail}) belongs to '{owner}', not to JUPYTER_USERNAME '{s.username}'.",
+                     f"Set JUPYTER_USERNAME={owner}, or use a token of '{s.username}'.")
+    c.s = s = dataclasses.replace(s, username=owner)  # the bridge, too, uses the token's owner when none is set
+    allowed = {"access:servers", f"access:servers!user={owner}", f"access:servers!server={owner}/{s.named_server}"}
+    if not allowed & c.scopes:
+        raise Failed(f"The token ({tail}) of '{owner}' lacks the scope access:servers (it has: "
+                     f"{', '.join(sorted(c.scopes)) or 'none'}), so your server refuses it.",
+                     "Create a token without limiting its scopes, or with access:servers!user=<you>.")
+    answer = await c.hub.api("GET", f"/users/{quote(owner, safe='')}/tokens/{me.get('token_id')}")
+    expires = (answer.json().get("expires_at") or "never") if answer.status == 200 else \
+        "unknown (no read:tokens scope)"
+    return f"token {tail} of '{owner}' is valid, may access servers, expires {expires}"
+
+
+def cannot_start(c: Checklist) -> str | None:
+    """Why the bridge could not start a stopped server, or None when it will start it."""
+    if not c.s.autostart:
+        return "JUPYTER_AUTOSTART is off"
+    if not lifecycle.may_start(sorted(c.scopes), c.s.username, c.s.named_server):
+        return f"the token ({credentials.redact(c.s.hub_token or '')}) lacks the scope start:servers"
+    return None
+
+
+async def check_server(c: Checklist) -> str:
+    s = c.s
+    answer = await c.hub.api("GET", f"/users/{quote(s.username, safe='')}")
+    servers = answer.json().get("servers")
+    if answer.status != 200 or servers is None:
+        why = answer.status if answer.status != 200 else "no read:servers scope"
+        return f"– server state unknown: the token may not read it ({why})"
+    name = f"'{s.named_server}'" if s.named_server else "default"
+    server = servers.get(s.named_server) or {}
+    if server.get("ready"):
+        return f"your {name} server is running at {server.get('url')}"
+    c.server_down, why_not, pending = True, cannot_start(c), server.get("pending")
+    if pending and pending != "stop":
+        then = "the bridge waits for it" if why_not is None else "wait a minute or two"
+        return f"– your {name} server is starting (pending {pending}): {then}"
+    if why_not:
+        raise Failed(f"Your {name} server is stopped (or its last start failed), and the bridge will not start it: "
+                     f"{why_not}.",
+                     f"Start it on {s.hub_home}, then run this check again; or let the bridge start it "
+                     "(JUPYTER_AUTOSTART=true and a token with the scope start:servers!user=<you>).")
+    return f"– your {name} server is stopped: the bridge will start it on the IDE's first request"
+
+
+async def check_kernelspecs(c: Checklist) -> str:
+    s = c.s
+    if c.server_down:
+        return "– /api/kernelspecs not checked: your server is not running, so there is nothing to ask yet"
+    headers = Headers(host=f"127.0.0.1:{s.listen_port}")
+    if s.local_secret:
+        headers["Authorization"] = f"token {s.local_secret}"
+    try:
+        plan = forward.request_changes("/api/kernelspecs", headers, s)
+    except route.Refused as e:
+        raise Failed(e.message, "Check the settings above.") from e
+    for name, value in plan.headers.items():  # applied as the bridge applies its plan
+        if value is None:
+            headers.pop(name, None)
+        else:
+            headers[name] = value
+    answer = await asyncio.wait_for(c.hub.request("GET", plan.target, list(headers.items())), hub.API_TIMEOUT)
+    if answer.status != 200:
+        got = Headers([(k.encode(), v.encode()) for k, v in answer.headers])
+        raise failure(diagnose.Outcome(answer.status, got, answer.body.decode(errors="replace"),
+                                      credential="Authorization" in headers), s)
+    specs = answer.json()
+    return f"/api/kernelspecs answers through the bridge's code path: {', '.join(specs['kernelspecs'])} " \
+           f"(default {specs.get('default')})"
+
+
+def paste_url(s: Settings, environ=os.environ) -> str:
+    if s.hub_token and environ.get("JUPYTER_PROXY_TOKEN") is None and s.local_secret != store.local_token(environ):
+        return f"{s.connect_url}?token=<the token the bridge prints at start; set JUPYTER_PROXY_TOKEN to fix it>"
+    return launch.connect_url(s)
+
+
+def report(f: Failed) -> int:
+    print(f"✗ {f.what}")
+    for detail in f.details:
+        print(f"    {detail}")
+    print(f"    fix: {f.fix}")
+    return 1
+
+
+async def run(s: Settings) -> int:
+    c = Checklist(s, hub.Hub(s))
+    steps = [check_address, check_tls, check_hub]
+    steps += [check_token, check_server, check_kernelspecs] if s.hub_token else []
+    for step in steps:
+        try:
+            line = await step(c)
+        except Failed as f:
+            return report(f)
+        except (hub.HubError, TimeoutError) as e:  # the hub stopped answering half-way
+            return report(failure(diagnose.Outcome(None, error=str(e) or "timed out"), c.s))
+        print(line if line.startswith("– ") else f"✓ {line}")
+    if not s.hub_token:
+        print("– token, server state and /api/kernelspecs not checked: JUPYTERHUB_API_TOKEN is not set, "
+              "the IDE brings its own hub token")
+    print(f"Paste into PyCharm: {paste_url(s)}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if {"-h", "--help"} & set(argv):
+        print("usage: ./run.sh check [--set option=value ...]\n\n" + __doc__.split("\n\n", 1)[1]
+              + "\n\nThe settings it checks: ./run.sh help")
+        return 0
+    try:
+        s = settings.from_environment(os.environ, launch.set_overrides(argv))
+    except ValueError as e:
+        print(f"✗ settings: {e}")
+        return 1
+    server = f"server '{s.named_server}' of " if s.named_server else ""
+    user = f"user '{s.username}'" if s.username else "the hub token's owner"
+    print(f"✓ settings: {server}{user} on {s.dial_url} (TLS name '{s.tls_name}'), "
+          f"base URL {s.base_url}")
+    return asyncio.run(run(s))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,136 @@
+"""`python -m addon.commands.launch dump|web [mitmproxy args]`: check the settings, print the banner, start mitmproxy.
+
+The settings are checked here first so that a bad one stops the start with one line, not a traceback."""
+
+import asyncio
+import dataclasses
+import os
+import socket
+import sys
+from pathlib import Path
+
+from addon.hub import api as hub
+from addon.core import lifecycle
+from addon.core import settings
+from addon import store
+
+ADDON = Path(__file__).resolve().parents[1]  # the addon package: its main.py is the -s script
+TOOLS = {"dump": "mitmdump", "web": "mitmweb"}
+
+
+def set_overrides(args: list[str]) -> dict[str, str]:
+    """Values of the bridge's own options among mitmproxy's `--set name=value` arguments."""
+    found = {}
+    for i, arg in enumerate(args):
+        value = args[i + 1] if arg == "--set" and i + 1 < len(args) else arg.removeprefix("--set=")
+        if (arg == "--set" or arg.startswith("--set=")) and "=" in value:
+            name, _, v = value.partition("=")
+            if name in settings.OPTION_NAMES:
+                found[name] = v
+    return found
+
+
+def bind_address(host: str) -> str:
+    """mitmproxy listens on an IP address only; 'localhost' is the IPv4 loopback."""
+    if host == "localhost" or settings.is_ip(host):
+        return "127.0.0.1" if host == "localhost" else host
+    return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
+
+
+def mitmproxy_args(tool: str, s: settings.Settings) -> list[str]:
+    args = [
+        "--mode", f"reverse:{s.dial_url}",
+        "--listen-host", bind_address(s.listen_host),
+        "--listen-port", str(s.listen_port),
+        "--set", "connection_strategy=lazy",  # an unreachable hub gives a 502, not a dropped connection
+        "--set", "keep_host_header=true",  # the bridge sets Host itself
+        "--set", f"stream_large_bodies={s.stream_bodies}",  # in bytes: rewrites happen in the *headers hooks
+        "-s", str(ADDON / "main.py"),
+    ]
+    if s.ca_file:
+        args += ["--set", f"ssl_verify_upstream_trusted_ca={s.ca_file}"]
+    if tool == "mitmweb":
+        args += ["--set", "web_host=127.0.0.1", "--set", "web_open_browser=false"]
+    return args
+
+
+def connect_url(s: settings.Settings) -> str:
+    if not s.hub_token:
+        return f"{s.connect_url}?token=<your JupyterHub API token>"
+    return f"{s.connect_url}?token={s.local_secret}" if s.local_secret else s.connect_url
+
+
+def token_owner(s: settings.Settings) -> tuple[settings.Settings, list[str]]:
+    """Ask the hub whose token the bridge holds: the owner is the user when JUPYTER_USERNAME is empty, and a
+    different one is worth a warning. Raises ValueError when no user name can be found."""
+    if not s.hub_token:
+        return s, []
+    try:
+        me = asyncio.run(hub.Hub(s).whoami())
+    except hub.HubError as e:
+        if not s.username:
+            raise ValueError(f"JUPYTER_USERNAME is not set and the hub did not say whose JUPYTERHUB_API_TOKEN is "
+                             f"({e.message}): set JUPYTER_USERNAME.") from None
+        return s, [f"  warning: could not ask the hub whose the token is: {e.message}"]
+    name, kind = me.get("name", ""), me.get("kind", "user")
+    if not s.username:
+        if kind != "user":
+            raise ValueError(f"JUPYTER_USERNAME is not set and JUPYTERHUB_API_TOKEN belongs to the {kind} "
+                             f"'{name}', not to a user: set JUPYTER_USERNAME.")
+        return dataclasses.replace(s, username=name), [f"  user '{name}' is the owner of the hub token"]
+    scopes = me.get("scopes", [])
+    if name != s.username and lifecycle.grants(scopes, ("access:servers",), s.username, s.named_server):
+        start = "starts it" if lifecycle.may_start(scopes, s.username, s.named_server) else "cannot start it"
+        return s, [f"  the server of '{s.username}' is shared with you ('{name}'): the bridge uses your token; "
+                   f"when the server is stopped it {start}"]
+    if name != s.username:
+        return s, [f"  warning: the hub token belongs to the {kind} '{name}', not to JUPYTER_USERNAME "
+                   f"'{s.username}': the hub refuses it unless '{name}' may use that user's server."]
+    return s, []
+
+
+def banner(s: settings.Settings) -> str:
+    server = f"server '{s.named_server}' of user '{s.username}'" if s.named_server else f"user '{s.username}'"
+    token = (f"sends the hub token (…{s.hub_token[-4:]}) for clients with the bridge's token" if s.hub_token
+             else "clients bring their own hub token (set JUPYTERHUB_API_TOKEN to keep it out of the IDE)")
+    lines = [
+        f"JupyterHub bridge: listening on {s.connect_url}",
+        f"  forwarding to {s.dial_url} (TLS name '{s.tls_name}'), {server}: {s.prefix}",
+        f"  trusting {s.ca_file or 'the system trust store'}; {token}",
+        f"  paste into PyCharm: {connect_url(s)}",
+        "  a stopped server: " + (f"started through the Hub API (waiting up to {s.start_timeout:g} s)"
+                                  if s.hub_token and s.autostart else
+                                  "503 (JUPYTER_AUTOSTART is off)" if s.hub_token else "503 (no hub token to start it)"),
+    ]
+    if s.hub_token and not s.local_secret:
+        lines.append("  warning: JUPYTER_PROXY_TOKEN is empty: any local program can use your server.")
+    if not settings.is_loopback(s.listen_host):
+        lines.append(f"  warning: listening on {s.listen_host}, not loopback: others on the network can reach it.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in TOOLS:
+        print(f"usage: python -m addon.commands.launch {{{'|'.join(TOOLS)}}} [mitmproxy args]", file=sys.stderr)
+        return 2
+    tool, extra = TOOLS[argv[0]], argv[1:]
+    try:
+        s = settings.from_environment(os.environ, set_overrides(extra))
+        args = mitmproxy_args(tool, s)
+        s, notes = token_owner(s)
+        notes += store.origin_lines(os.environ, set_overrides(extra), settings.ENV_OF, s.hub_token, s.local_secret)
+    except socket.gaierror as e:
+        print(f"error: JUPYTER_PROXY_IP_OR_NAME: cannot resolve it ({e.strerror}).", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print("\n".join([banner(s), *notes]), flush=True)
+    # mitmproxy resolves the settings again: give it the same local secret, user and stored login settings.
+    env = {**settings.with_stored(), "JUPYTER_PROXY_TOKEN": s.local_secret, "JUPYTER_USERNAME": s.username}
+    # mitmdump/mitmweb through addon/commands/startup.py, which holds connections until mitmproxy has started (issue 9).
+    os.execve(sys.executable, [sys.executable, "-m", "addon.commands.startup", tool, *args, *extra], env)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,230 @@
+"""`./run.sh login [HUB_URL]` and `./run.sh logout`: sign in once, keep the hub's settings and a hub token that
+expires in a file only you can read (addon/store.py), and give that token back to the hub when you leave.
+
+login asks for what neither --set, the environment nor an earlier login gave: the hub's URL, the TLS name when
+the URL names an IP, the CA file, the user name; it checks the address and TLS before it asks for the password,
+then has the hub make a token with the fewest scopes the bridge needs. Hubs that take no password (SSO) get the
+token page to copy a token from."""
+
+import argparse
+import asyncio
+import dataclasses
+import getpass
+import os
+import re
+import secrets
+import socket
+import sys
+import webbrowser
+from urllib.parse import urlsplit
+
+from addon.commands import check
+from addon.hub import api as hub
+from addon.commands import launch
+from addon.commands import logout
+from addon.core import settings
+from addon import store
+from addon.hub import tokens
+from addon.core.settings import Settings
+
+MAX_MINT_TRIES = 3
+
+
+class Stop(Exception):
+    """Login cannot go on: the message says why and what to do."""
+
+
+def parse_hub_url(text: str) -> dict[str, str]:
+    """'https://10.1.2.3:8000/jupyter/' -> address, port and base URL (as option values). A pasted page of the
+    hub ('…/jupyter/hub/login') gives its base URL too."""
+    text = text.strip()
+    parts = urlsplit(text if "://" in text else f"https://{text}")
+    if parts.scheme != "https":
+        raise Stop(f"{text!r}: the bridge talks to the hub over HTTPS only: use an https:// URL.")
+    try:
+        port = parts.port or 443
+    except ValueError:
+        raise Stop(f"{text!r}: the port is not a number.") from None
+    if not parts.hostname:
+        raise Stop(f"{text!r}: no address in it: use e.g. https://hub.example.org/ or https://10.1.2.3:8000/.")
+    base = re.sub(r"(^|/)hub(/.*)?$", "/", parts.path)  # the hub's own pages live under <base>hub/
+    return {"jupyter_server_ip_or_name": parts.hostname, "jupyter_server_port": str(port),
+            "jupyterhub_base_url": base or "/"}
+
+
+def takes_password(login_page: str) -> bool:
+    """The hub's login page has a password field only when its authenticator takes passwords."""
+    return re.search(r"""type\s*=\s*["']?password""", login_page, re.IGNORECASE) is not None
+
+
+def ask(prompt: str, interactive: bool, option: str, default: str = "") -> str:
+    if not interactive:
+        if default:
+            return default
+        raise Stop(f"{settings.ENV_OF[option]} is not set and there is no terminal to ask on: set it, "
+                   "or give it with --set " + f"{option}=...")
+    answer = input(f"{prompt}{f' [{default}]' if default else ''}: ").strip()
+    return answer or default
+
+
+def gather(args, environ) -> dict[str, str]:
+    """The option values login uses: --set and HUB_URL over the environment over the stored login (when it is
+    the same hub), the rest asked for."""
+    given = {**launch.set_overrides(sum((["--set", v] for v in args.set), [])),
+             **(parse_hub_url(args.hub_url) if args.hub_url else {})}
+    stored = store.values(environ)
+    if args.hub_url and stored.get("jupyter_server_ip_or_name") != given["jupyter_server_ip_or_name"]:
+        stored = {}  # another hub: its TLS name and CA do not apply
+    known = {**stored, **{o.name: environ[o.env] for o in settings.OPTIONS if o.env in environ}, **given}
+    values = {o.name: known.get(o.name, o.default) for o in settings.OPTIONS if not o.secret} | logout.NOT_ASKED
+    interactive = sys.stdin.isatty() and not (args.password_stdin or args.token_stdin)
+    if "jupyter_server_ip_or_name" not in known:
+        values |= parse_hub_url(ask("JupyterHub URL (e.g. https://hub.example.org/ or https://10.1.2.3:8000/)",
+                                    interactive, "jupyter_server_ip_or_name"))
+    if "jupyter_server_name" not in known and settings.is_ip(values["jupyter_server_ip_or_name"]):
+        values["jupyter_server_name"] = ask("The name in the hub's TLS certificate", interactive,
+                                            "jupyter_server_name", settings.IP_TLS_NAME)
+    if "jupyter_cluster_ca_cert" not in known:
+        prompt = "The CA file (PEM) of the hub's certificate (the default: the system trust store if it is absent)"
+        values["jupyter_cluster_ca_cert"] = ask(prompt, interactive, "jupyter_cluster_ca_cert", settings.DEFAULT_CA)
+    if "jupyter_username" not in known and not args.token_stdin:
+        values["jupyter_username"] = ask("User name on the hub", interactive, "jupyter_username")
+    return values
+
+
+def reach(values: dict[str, str]) -> Settings:
+    """The settings for the new login, after the address, TLS and hub checks (the password waits for them)."""
+    try:
+        s = settings.resolve({**values, "jupyter_username": values["jupyter_username"] or "-"}, os.environ)
+    except ValueError as e:
+        raise Stop(str(e)) from None
+    s = dataclasses.replace(s, hub_token=None, username=values["jupyter_username"])
+    c = check.Checklist(s, hub.Hub(s))
+    for step in (check.check_address, check.check_tls, check.check_hub):
+        try:
+            print(f"✓ {asyncio.run(step(c))}")
+        except check.Failed as f:
+            check.report(f)
+            raise Stop("login stopped: fix the above, then run ./run.sh login again.") from None
+    return s
+
+
+async def sign_in(s: Settings, password: str, lifetime: int) -> dict:
+    """Have the hub make a token for the user's name and password; the stored record of it."""
+    h = hub.Hub(s)
+    request = {"note": f"jupyterhub-bridge on {socket.gethostname()}", "expires_in": lifetime,
+               "scopes": tokens.wanted_scopes(s.username)}
+    for _ in range(MAX_MINT_TRIES):
+        answer = await h.mint_token(s.username, {**request, "auth": {"username": s.username, "password": password}})
+        if answer.status == 201:
+            return tokens.record(answer.json(), request, s.username)
+        if answer.status == 403:
+            raise Stop(f"the hub refused the password of '{s.username}' (or the user name): try again.")
+        request, why = tokens.narrowed(request, answer)
+        print(f"  {why}")
+        if request is None:
+            raise Stop("no token was made.")
+    raise Stop("the hub kept refusing the token request: no token was made.")
+
+
+async def pasted(s: Settings, token: str) -> dict:
+    """A token the user copied from the hub's token page: checked with the hub, then kept like a made one."""
+    h = hub.Hub(dataclasses.replace(s, hub_token=token))
+    try:
+        me = await h.whoami()
+    except hub.HubError as e:
+        raise Stop(f"the hub did not accept that token ({e.message}): copy it again from the token page.") from None
+    if s.username and me.get("name") != s.username:
+        raise Stop(f"that token belongs to '{me.get('name')}', not to '{s.username}'.")
+    model = {"token": token, "id": me.get("token_id")}
+    try:
+        model |= await h.token_model(me["name"], me.get("token_id") or "")
+    except hub.HubError:
+        pass  # the token may not read its own model: expiry unknown
+    lifetime = None
+    if (made := store.parse_time(model.get("created"))) and (ends := store.parse_time(model.get("expires_at"))):
+        lifetime = int((ends - made).total_seconds())
+    return tokens.record(model, {"scopes": model.get("scopes"), "expires_in": lifetime}, me["name"])
+
+
+def credentials_for(s: Settings, args, interactive: bool) -> dict:
+    """The new token: made from the password, or pasted from the token page on hubs that take no password."""
+    page = ""
+    if not args.token_stdin:
+        answer = asyncio.run(hub.Hub(s).request("GET", f"{s.base_url}hub/login", [("Host", s.hub_authority)]))
+        page = answer.body.decode(errors="replace")
+    if args.token_stdin or not takes_password(page):
+        token_page = f"{s.dial_url}{s.base_url.lstrip('/')}hub/token"
+        if args.password_stdin:
+            raise Stop(f"this hub's sign-in takes no password (single sign-on): make a token on {token_page} "
+                       "and give it with --token-stdin.")
+        if not args.token_stdin:
+            print(f"This hub's sign-in takes no password (single sign-on). Sign in on {token_page}, make a token "
+                  f"there (one that expires; scopes: {' '.join(tokens.wanted_scopes(s.username or '<you>'))}, or none: "
+                  "all of yours) and paste it here.")
+            if sys.platform == "darwin" or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+                webbrowser.open(token_page)  # not without a desktop: it would start a text browser in this terminal
+        token = sys.stdin.readline().strip() if args.token_stdin else getpass.getpass("Token (hidden): ").strip()
+        return asyncio.run(pasted(s, token))
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif interactive:
+        password = getpass.getpass(f"Password of '{s.username}' (hidden): ")
+    else:
+        raise Stop("there is no terminal to ask for the password on: give it with --password-stdin.")
+    return asyncio.run(sign_in(s, password, s.token_lifetime))
+
+
+def login(args, environ=os.environ) -> int:
+    old = store.load(environ)
+    values = gather(args, environ)
+    s = reach(values)
+    made = credentials_for(s, args, sys.stdin.isatty() and not args.password_stdin)
+    kept = {"jupyter_server_ip_or_name": s.server_host, "jupyter_server_port": str(s.server_port),
+            "jupyter_server_name": s.tls_name, "jupyterhub_base_url": s.base_url, "jupyter_username": made["user"]}
+    kept |= {"jupyter_cluster_ca_cert": s.ca_file} if s.ca_file else {}  # absolute: the bridge starts elsewhere
+    kept |= {name: values[name] for name in ("jupyter_named_server", "jupyter_server_options") if values[name]}
+    local = old.get("local_token") if old.get("local_token") and not args.new_local_token else None
+    data = {"settings": kept, "hub_token": made, "local_token": local or secrets.token_urlsafe(24)}
+    where = store.save(data, environ)
+    if old.get("hub_token", {}).get("token") not in (None, made["token"]):
+        print(f"  the earlier login: {logout.revoke(old)}")
+    scopes = ", ".join(made.get("scopes") or ["as the token page made it"])
+    print(f"Logged in to {s.dial_url}{s.base_url.lstrip('/')} as '{made['user']}'. The hub token "
+          f"{store.expiry_text(data)}; its scopes: {scopes}. Kept in {where}.")
+    try:
+        print(f"Now start the bridge with ./run.sh and paste into PyCharm: "
+              f"{launch.connect_url(settings.from_environment(environ))}")
+    except ValueError as e:
+        print(f"warning: the bridge will not start with these settings: {e}")
+    return 0
+
+
+def arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="./run.sh login", description=__doc__.split("\n\n")[1])
+    parser.add_argument("hub_url", nargs="?", help="the hub's URL, e.g. https://hub.example.org/jupyter/")
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    given.add_argument("--token-stdin", action="store_true",
+                       help="read a token made on the hub's token page from standard input (hubs without passwords)")
+    parser.add_argument("--new-local-token", action="store_true",
+                        help="make a new token for the bridge's URL (the IDE then needs the new URL)")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE", help="a setting (./run.sh help)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["logout"]:
+            return logout.logout()
+        return login(arguments(argv[1:] if argv[:1] == ["login"] else argv))
+    except (Stop, ValueError, hub.HubError) as e:
+        print(f"error: {getattr(e, 'message', None) or e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, EOFError):
+        print("\nlogin stopped: nothing was stored.", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,159 @@
+"""`./run.sh servers [--json]`, `./run.sh start [SERVER]`, `./run.sh stop [SERVER]`: see, start and stop your
+servers on the hub from a terminal, without the bridge running (`python -m addon.commands.servers servers|start|stop`).
+
+Stopping a server frees what it holds on the cluster (a node, a GPU, a batch allocation) at once, instead of
+when the hub's idle culler gets to it."""
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+
+from addon.hub import api as hub
+from addon.commands import launch
+from addon.core import lifecycle
+from addon.core import settings
+from addon.hub import spawn_options
+from addon.core.settings import Settings
+
+STOP_TIMEOUT = 120.0  # a spawner's stop (SIGTERM, then SIGKILL; a batch job's cancel) ends well within this
+POLL_INTERVAL = 0.5
+HEADINGS = ["  SERVER", "STATE", "URL", "STARTED", "LAST ACTIVITY", "OPTIONS"]
+
+
+class Refused(Exception):
+    """The command cannot do what was asked; the message says what to do."""
+
+
+def own_rows(user_model: dict, used: tuple[str, str]) -> list[dict]:
+    """One row per server of the user, the default one first (listed even when the hub has no model of it)."""
+    owner, servers = user_model.get("name", ""), dict(user_model.get("servers") or {})
+    servers.setdefault("", {"name": "", "stopped": True})
+    return [{"owner": owner, "server": name, "state": lifecycle.state(m), "url": m.get("url") or "",
+             "started": m.get("started") or "", "last_activity": m.get("last_activity") or "",
+             "options": m.get("user_options") or {}, "shared_by": "", "used": (owner, name) == used}
+            for name, m in sorted(servers.items())]
+
+
+def shared_rows(shares: list[dict], used: tuple[str, str]) -> list[dict]:
+    """The servers other users shared with this one; the hub tells only whether each is ready."""
+    rows = []
+    for share in shares:
+        server = share.get("server") or {}
+        owner, name = (server.get("user") or {}).get("name", ""), server.get("name", "")
+        rows.append({"owner": owner, "server": name, "state": "ready" if server.get("ready") else "not ready",
+                     "url": server.get("url") or "", "started": "", "last_activity": "", "options": {},
+                     "shared_by": owner, "used": (owner, name) == used})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """Plain columns for a terminal; '*' marks the server the bridge is set to use."""
+    def cells(row: dict) -> list[str]:
+        name = row["server"] or "(default)"
+        name = f"{name} (shared by {row['shared_by']})" if row["shared_by"] else name
+        return [("* " if row["used"] else "  ") + name, row["state"], row["url"], row["started"][:19],
+                row["last_activity"][:19], spawn_options.shown(row["options"])]
+    lines = [HEADINGS] + [cells(r) for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADINGS))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+
+
+async def owner(h: hub.Hub) -> str:
+    me = await h.whoami()
+    if me.get("kind", "user") != "user":
+        raise Refused(f"JUPYTERHUB_API_TOKEN belongs to the {me.get('kind')} '{me.get('name')}', not to a user.")
+    return me.get("name", "")
+
+
+async def listing(h: hub.Hub, s: Settings) -> list[dict]:
+    me = await owner(h)
+    used = (s.username or me, s.named_server)
+    try:
+        model = await h.user_model(me)
+    except hub.HubError as e:
+        if e.status in (403, 404):
+            raise Refused(f"The hub refused to list the servers of '{me}' ({e.message}): the token needs the "
+                          "scope read:servers.") from None
+        raise
+    return own_rows(model, used) + shared_rows(await h.shared(me), used)
+
+
+async def start(h: hub.Hub, s: Settings, server: str) -> str:
+    """Start a server with JUPYTER_SERVER_OPTIONS, printing the hub's progress; the line to end with."""
+    user = s.username or await owner(h)
+    what = f"server '{server}' of '{user}'" if server else f"the default server of '{user}'"
+    if await lifecycle.server_state(h, user, server) == "ready":
+        return f"{what} is already running"
+    options = f" with options {spawn_options.shown(s.server_options)}" if s.server_options else ""
+    print(f"starting {what}{options}...", flush=True)
+    try:
+        async with asyncio.timeout(s.start_timeout):
+            await lifecycle.start_and_wait(h, dataclasses.replace(s, username=user, named_server=server))
+    except TimeoutError:
+        raise Refused(f"{what} did not start within {s.start_timeout:g} s (JUPYTER_START_TIMEOUT); the hub "
+                      f"may still be starting it: `./run.sh servers` shows its state.") from None
+    except lifecycle.StartFailed as e:
+        raise Refused(str(e)) from None
+    return f"{what} is ready"
+
+
+async def stop(h: hub.Hub, s: Settings, server: str) -> str:
+    """Stop a server (never delete it) and follow it until the hub says it has stopped."""
+    user = s.username or await owner(h)
+    what = f"server '{server}' of '{user}'" if server else f"the default server of '{user}'"
+    if await lifecycle.server_state(h, user, server) == "stopped":
+        return f"{what} is not running"
+    t0 = time.monotonic()
+    try:
+        await h.stop(user, server)
+    except hub.HubError as e:
+        raise Refused(f"The hub refused to stop {what}: {e.message}"
+                      + (" (the token needs the scope delete:servers)." if e.status == 403 else ".")) from None
+    print(f"stopping {what}...", flush=True)
+    while time.monotonic() - t0 < STOP_TIMEOUT:
+        if (found := await lifecycle.server_state(h, user, server)) is None:
+            return f"the hub is stopping {what} (this token may not follow its state)"
+        if found == "stopped":
+            return f"{what} has stopped ({time.monotonic() - t0:.1f} s)"
+        await asyncio.sleep(POLL_INTERVAL)
+    raise Refused(f"{what} is still {found} after {STOP_TIMEOUT:g} s: `./run.sh servers` shows its state.")
+
+
+USAGE = "usage: ./run.sh servers [--json] | start [SERVER] | stop [SERVER]  [--set option=value ...]"
+
+
+async def run(command: str, args: list[str], s: Settings, as_json: bool) -> int:
+    h = hub.Hub(s)
+    if command == "servers":
+        rows = await listing(h, s)
+        print(json.dumps(rows, indent=2) if as_json else table(rows))
+        return 0
+    server = args[0].strip("/") if args else s.named_server
+    print(await (start if command == "start" else stop)(h, s, server))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command, rest = (argv[0], argv[1:]) if argv else ("servers", [])
+    positional = [a for i, a in enumerate(rest) if not a.startswith("-") and (i == 0 or rest[i - 1] != "--set")]
+    if command not in ("servers", "start", "stop") or len(positional) > (0 if command == "servers" else 1):
+        print(USAGE, file=sys.stderr)
+        return 2
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="  %(message)s")  # the hub's progress
+    try:
+        s = settings.from_environment(os.environ, launch.set_overrides(rest))
+        if not s.hub_token:
+            raise Refused("JUPYTERHUB_API_TOKEN (or JUPYTERHUB_API_TOKEN_FILE) is not set: these commands ask "
+                          "the hub with your token.")
+        return asyncio.run(run(command, positional, s, "--json" in rest))
+    except (ValueError, Refused, hub.HubError) as e:
+        print(f"error: {getattr(e, 'message', None) or e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

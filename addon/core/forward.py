@@ -1,0 +1,68 @@
+"""A client request as it goes upstream: its new target and the headers that change, as plain values."""
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from addon.core import credentials
+from addon.core import guard
+from addon.core import route
+from addon.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Forward:
+    target: str
+    headers: dict[str, str | None]  # header -> new value, or None to remove it
+    bridges: bool = False  # the bridge's own client: it may have a stopped server started for it
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """The bridge's own answer to a browser's login: where it goes, and the cookie it gets, if any."""
+    location: str
+    set_cookie: str | None
+
+
+def request_changes(target: str, headers: Mapping[str, str], s: Settings,
+                    now: float | None = None) -> Forward | Redirect:
+    """How a request goes upstream, or the redirect that answers a browser's login; raises route.Refused for a
+    request the bridge refuses. `headers` must look names up case-insensitively, as mitmproxy's Headers do."""
+    guard.check_caller(headers, s)
+    path, query = route.split_target(route.to_upstream(target, s.prefix, s.base_url))
+    query, url_token = credentials.pop_query_token(query)
+    query, ticket = credentials.pop_param(query, guard.LOGIN)
+    now = time.time() if now is None else now
+    if login := guard.browser_login(headers, url_token, ticket, s, now):
+        return login_redirect(target, login, s, now)
+    credential = guard.credential(headers, url_token, s)
+    changes: dict[str, str | None] = {"Host": s.hub_authority}
+    if credential.authorization:
+        changes["Authorization"] = credential.authorization
+    if cookie := headers.get("cookie"):
+        changes["Cookie"] = guard.without_cookie(cookie, s.cookie_name) or None
+    if headers.get("origin"):
+        changes["Origin"] = s.hub_origin  # check_caller let only the bridge's own origin through
+    if s.hub_token and wants_a_page(headers):
+        # Pages come uncompressed, so that the hub token in them can be blanked as they stream through.
+        changes["Accept-Encoding"] = "identity"
+    if referer := headers.get("referer"):
+        upstream = route.rewrite_referer(referer, guard.origins(s), s.hub_origin, s.prefix)
+        changes["Referer"] = credentials.without_query_tokens(upstream) if upstream else None
+    return Forward(path + query, changes, credential.bridges)
+
+
+def wants_a_page(headers: Mapping[str, str]) -> bool:
+    dest = (headers.get("sec-fetch-dest") or "").lower()
+    return dest in ("document", "iframe", "frame") or "text/html" in (headers.get("accept") or "").lower()
+
+
+def login_redirect(target: str, login: guard.Login, s: Settings, now: float) -> Redirect:
+    """The same URL without the local secret: on the browser's host name with a ticket, or here with the cookie."""
+    path, query = route.split_target(target)
+    query, _ = credentials.pop_query_token(query)
+    query, _ = credentials.pop_param(query, guard.LOGIN)
+    if login.origin:
+        ticket = f"{guard.LOGIN}={guard.login_ticket(s.local_secret, now)}"
+        return Redirect(f"{login.origin}{path}{query}{'&' if query else '?'}{ticket}", None)
+    return Redirect(path + query, guard.session_cookie(s))

@@ -1,0 +1,186 @@
+"""A stopped server is a pause, not an error: recognise the hub's answers for a server that is not running,
+start it once however many requests notice, and let them all wait for that one start."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from addon.hub import spawn_options
+from addon.hub.api import HubError
+from addon.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+# Where the hub sends requests for a server that is stopped, pending or being started; other redirects into
+# the hub (its OAuth login) are not about the server.
+STOPPED_REDIRECTS = ("user/", "spawn-pending/", "spawn/")
+RETRY_INTERVAL = 0.5  # between asking for a start and its progress stream being there
+REFUSAL_WAIT = 5.0  # for the start request's own answer after the progress stream said the spawn failed
+START_SCOPES = ("start:servers", "servers", "admin:servers")  # any of them lets a token start a server
+
+
+class StartFailed(Exception):
+    """The server is not running and the bridge could not change that; the message says what to do."""
+
+
+def stopped_answer(status: int, headers: Mapping[str, str], set_cookies: list[str], base_url: str) -> bool:
+    """True when the hub, not the user's server, answered: the server is stopped, pending or crashed.
+    `headers` must look names up case-insensitively."""
+    hub = f"{base_url}hub/"
+    location = urlsplit(headers.get("location", "")).path
+    if status in (301, 302, 303, 307) and location.startswith(tuple(hub + p for p in STOPPED_REDIRECTS)):
+        return True
+    html = "text/html" in headers.get("content-type", "")
+    if status == 424 or (status == 503 and html):
+        return True  # "no longer running"; the proxy's error page for a crashed server
+    # A write: the hub's own xsrf refusal, which sets its cookie for the hub's path.
+    return status == 403 and html and any(f"path={hub}" in c.lower().replace(" ", "") for c in set_cookies)
+
+
+def state(model: dict) -> str:
+    """ready, pending with its action (spawn, stop), or stopped, from a server model of the hub."""
+    if model.get("pending"):
+        return f"pending {model['pending']}"
+    if model.get("ready"):
+        return "ready"
+    return "stopped" if model.get("stopped", True) else "not ready"
+
+
+async def server_state(h, user: str, server: str) -> str | None:
+    """The state of one server; None when the token may not see that user's servers (one shared with it)."""
+    try:
+        model = await h.user_model(user)
+    except HubError as e:
+        if e.status in (403, 404):
+            return None
+        raise
+    return state(model["servers"].get(server, {})) if "servers" in model else None
+
+
+def cannot_start(s: Settings) -> str | None:
+    """Why the bridge will not start the server itself, or None when it will."""
+    if not s.hub_token:
+        return (f"Your JupyterHub server is not running. Start it at {s.hub_home}, or give the bridge a hub token "
+                "(JUPYTERHUB_API_TOKEN, with the 'start:servers' scope; 'servers' before JupyterHub 6) so that it "
+                "starts the server itself.")
+    if not s.autostart:
+        return (f"Your JupyterHub server is not running and JUPYTER_AUTOSTART is off. Start it at {s.hub_home}, "
+                "or turn JUPYTER_AUTOSTART on.")
+    return None
+
+
+def grants(scopes: list[str], wanted: tuple[str, ...], owner: str, server: str) -> bool:
+    """Whether a token's scopes (as the hub lists them, expanded) grant one of `wanted` on `owner`'s server:
+    unfiltered, or filtered to that user or server. A group filter may include the owner: such a token is let try."""
+    granting = {f"{scope}{only}" for scope in wanted for only in ("", f"!user={owner}", f"!server={owner}/{server}")}
+    return any(sc in granting or sc.startswith(tuple(f"{x}!group=" for x in wanted)) for sc in scopes)
+
+
+def may_start(scopes: list[str], owner: str, server: str) -> bool:
+    return grants(scopes, START_SCOPES, owner, server)
+
+
+async def not_yours(hub, s: Settings) -> str | None:
+    """Why the bridge does not start another user's server shared with the token's owner, or None."""
+    me = await hub.whoami()
+    if me.get("name") == s.username or "scopes" not in me or may_start(me["scopes"], s.username, s.named_server):
+        return None
+    return (f"The server of '{s.username}' is shared with you ('{me.get('name')}') and it is not running: your "
+            f"token may use it but not start it. Ask {s.username} to start it, then retry.")
+
+
+def refusal(e: HubError, s: Settings) -> str:
+    if e.status == 400 and s.server_options:
+        return (f"The hub refused to start your server with JUPYTER_SERVER_OPTIONS "
+                f"{spawn_options.shown(s.server_options)}: {e.message}. Set JUPYTER_SERVER_OPTIONS to options your "
+                f"hub offers (its page {s.hub_origin}{s.base_url}hub/spawn shows them), or leave it empty.")
+    if e.status == 403:
+        return (f"The hub refused to start your server: {e.message}. The bridge's token (JUPYTERHUB_API_TOKEN) "
+                f"needs the 'start:servers' scope (JupyterHub 6; 'servers' before). Or start it at {s.hub_home}.")
+    if e.status == 0:
+        return f"Your JupyterHub server is not running and the bridge could not start it: {e.message}. Retry later."
+    return f"The hub could not start your server: {e.message}. See {s.hub_home}."
+
+
+def report(event: dict) -> None:
+    logger.info(f"Starting your server: {event.get('progress', '?')}% {event.get('message', '')}".rstrip())
+
+
+async def start_and_wait(hub, s: Settings) -> None:
+    """Ask the hub to start the server and follow its progress until it is ready; raises StartFailed."""
+    try:
+        if why := await not_yours(hub, s):
+            raise StartFailed(why)
+        await _start_and_follow(hub, s.username, s.named_server, s.server_options)
+    except HubError as e:
+        raise StartFailed(refusal(e, s)) from None
+
+
+def refused_request(e: BaseException | None) -> bool:
+    return isinstance(e, HubError) and 400 <= e.status < 500
+
+
+def asked_again(e: BaseException | None) -> bool:
+    """A start refused only for now: the server is still stopping (400 '... is pending stop')."""
+    return isinstance(e, HubError) and e.status == 400 and "is pending" in e.message
+
+
+async def _start_and_follow(hub, user: str, server: str, options: dict | None = None) -> None:
+    # The hub answers the start request only when the spawn ends (or after its slow_spawn_timeout), so the
+    # progress stream is followed meanwhile; a start refused with 400 ('pending stop') is asked for again.
+    post = asyncio.ensure_future(hub.start(user, server, options))
+    try:
+        while True:
+            try:
+                async for event in hub.progress(user, server):
+                    report(event)
+                    if event.get("failed"):
+                        # A refusal of the start request (400: the options) has the status and the reason; a
+                        # spawn that failed has its reason only here (the request gets 500 'Internal Server Error').
+                        await asyncio.wait([post], timeout=REFUSAL_WAIT)
+                        if post.done() and not post.cancelled() and refused_request(post.exception()):
+                            raise post.exception()
+                        raise HubError(500, event.get("message") or "the spawn failed")
+                    if event.get("ready"):
+                        return
+            except HubError as e:
+                if e.status not in (400, 404):  # no start under way yet: the POST may not have reached the hub
+                    raise
+            if post.done():
+                if asked_again(post.exception()):
+                    post = asyncio.ensure_future(hub.start(user, server, options))
+                else:
+                    post.result()  # a refusal raises; a start that ended is followed above
+            await asyncio.wait([post], timeout=RETRY_INTERVAL)
+    finally:
+        post.cancel()
+
+
+class Starter:
+    """One start at a time: whoever notices a stopped server first starts it; everyone waits for that start."""
+
+    def __init__(self, start: Callable[[], Awaitable[None]], timeout: float) -> None:
+        self._start = start
+        self.timeout = timeout
+        self._task: asyncio.Future | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def run(self) -> None:
+        """Start the server, or join the start under way. Raises StartFailed."""
+        if not self.busy:
+            self._task = asyncio.ensure_future(self._within_timeout())
+            self._task.add_done_callback(lambda t: t.cancelled() or t.exception())  # waiters may all be gone
+        await asyncio.shield(self._task)
+
+    async def _within_timeout(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._start()
+        except TimeoutError:
+            raise StartFailed(f"Your JupyterHub server did not start within {self.timeout:g} s "
+                              "(JUPYTER_START_TIMEOUT). The hub may still be starting it: retry in a moment.") from None

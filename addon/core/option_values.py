@@ -1,0 +1,85 @@
+"""Raw option text to typed values: each bad value is refused with one message that names its environment
+variable and says what to write instead. `settings.resolve` reads the options through these."""
+
+import os
+import re
+
+from addon.core.options import DEFAULT_CA
+from addon.core.options import ENV_OF
+
+
+def port(values: dict[str, str], name: str) -> int:
+    raw = values[name].strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ValueError(f"{ENV_OF[name]}={raw!r} is not a port: use a number from 1 to 65535.")
+    return int(raw)
+
+
+def required(values: dict[str, str], name: str, what: str) -> str:
+    value = values[name].strip()
+    if not value:
+        raise ValueError(f"{ENV_OF[name]} is not set: set it to {what}.")
+    return value
+
+
+def ca_file(raw: str) -> str | None:
+    path = os.path.abspath(os.path.expanduser(raw.strip()))
+    if raw.strip() == DEFAULT_CA and not os.path.exists(path):
+        return None
+    name = f"JUPYTER_CLUSTER_CA_CERT={raw!r}"
+    if not os.path.isfile(path):
+        raise ValueError(f"{name}: no such file. Point it at the PEM file of your cluster's CA.")
+    try:
+        with open(path, "rb") as f:
+            pem = f.read()
+    except OSError as e:
+        raise ValueError(f"{name}: cannot read it ({e.strerror}). Check its permissions.") from e
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError(f"{name}: not a PEM certificate (no 'BEGIN CERTIFICATE' line). "
+                         "Export the CA certificate in PEM format.")
+    return path
+
+
+def flag(values: dict[str, str], name: str) -> bool:
+    raw = values[name].strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ValueError(f"{ENV_OF[name]}={values[name]!r} is not a switch: use true or false.")
+    return raw in ("true", "1", "yes", "on")
+
+
+def seconds(values: dict[str, str], name: str) -> float:
+    raw = values[name].strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{ENV_OF[name]}={raw!r} is not a number of seconds: use a number above 0, e.g. 300.")
+    return seconds
+
+
+SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}  # 1024-based, as mitmproxy reads sizes
+
+
+def size(values: dict[str, str], name: str) -> int:
+    """Bytes, from a number with an optional k, m or g: mitmproxy gets bytes (mitmweb shows "1m" as NaN)."""
+    found = re.fullmatch(r"([0-9]+)([kmg]?)b?", values[name].strip().lower())
+    if not found or int(found[1]) == 0:
+        raise ValueError(f"{ENV_OF[name]}={values[name]!r} is not a size: use bytes, or a number with k, m or g, "
+                         "e.g. 512k, 1m or 20m.")
+    return int(found[1]) * SIZE_UNITS[found[2]]
+
+
+def count(values: dict[str, str], name: str) -> int:
+    """A whole number of at least 1."""
+    raw = values[name]
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"{ENV_OF[name]}={raw!r} is not a number of at least 1.")
+    return int(raw)
+
+
+def base_url(raw: str) -> str:
+    parts = [p for p in raw.strip().split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise ValueError(f"JUPYTERHUB_BASE_URL={raw!r} must not contain '.' or '..' segments.")
+    return "/" + "".join(f"{p}/" for p in parts)

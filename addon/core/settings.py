@@ -1,0 +1,191 @@
+"""The bridge's settings: raw option values (the table is in addon/core/options.py) validated into one frozen
+`Settings`, with one clear message for each bad value."""
+
+import ipaddress
+import os
+import secrets
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from functools import cached_property
+from urllib.parse import quote
+
+from addon.core import option_values
+from addon.hub import spawn_options
+from addon import store
+
+from addon.core.options import DEFAULT_CA  # noqa: F401
+from addon.core.options import ENV_OF
+from addon.core.options import IP_TLS_NAME
+from addon.core.options import OPTION_NAMES  # noqa: F401  (the table's names stay importable from here)
+from addon.core.options import OPTIONS
+from addon.core.options import Option  # noqa: F401
+
+
+@dataclass(frozen=True)
+class Settings:
+    listen_host: str
+    listen_port: int
+    server_host: str
+    server_port: int
+    tls_name: str
+    username: str
+    named_server: str
+    ca_file: str | None
+    base_url: str
+    hub_token: str | None = field(default=None, repr=False)
+    local_secret: str = field(default="", repr=False)
+    autostart: bool = True
+    start_timeout: float = 300.0
+    stream_bodies: int = 1024 * 1024  # bytes: larger bodies stream through mitmproxy
+    web_flows: int = 500
+    web_ws_messages: int = 100
+    token_lifetime: int = 30 * 86400
+    server_options: dict = field(default_factory=dict, hash=False)  # JUPYTER_SERVER_OPTIONS
+
+    @cached_property
+    def prefix(self) -> str:
+        """The user's server as JupyterHub names it, escaped the way JupyterHub escapes names."""
+        server = f"{quote(self.named_server, safe='@~')}/" if self.named_server else ""
+        return f"{self.base_url}user/{quote(self.username, safe='@~')}/{server}"
+
+    @cached_property
+    def hub_authority(self) -> str:
+        return f"{self.tls_name}:{self.server_port}"
+
+    @cached_property
+    def hub_origin(self) -> str:
+        return f"https://{self.hub_authority}"
+
+    @cached_property
+    def hub_home(self) -> str:
+        """The hub's home page (start and stop servers, tokens) under the name its certificate carries."""
+        return f"{self.hub_origin}{self.base_url}hub/home"
+
+    @cached_property
+    def hub_origins(self) -> frozenset[str]:
+        """Every origin under which the hub may name itself in a redirect."""
+        hosts = {self.tls_name, host_in_url(self.server_host)}
+        ports = {f":{self.server_port}"} | ({""} if self.server_port == 443 else set())
+        return frozenset(f"https://{h}{p}".lower() for h in hosts for p in ports)
+
+    @cached_property
+    def own_authorities(self) -> frozenset[str]:
+        """The Host values under which clients reach the bridge."""
+        hosts = {"localhost", "127.0.0.1", "[::1]", host_in_url(self.listen_host)}
+        return frozenset(f"{h}:{self.listen_port}".lower() for h in hosts)
+
+    @cached_property
+    def own_origins(self) -> frozenset[str]:
+        return frozenset(f"http://{a}" for a in self.own_authorities)
+
+    @cached_property
+    def cookie_name(self) -> str:
+        # Browsers share cookies across ports: one name per bridge port.
+        return f"jupyterhub-bridge-{self.listen_port}"
+
+    @cached_property
+    def dial_url(self) -> str:
+        return f"https://{host_in_url(self.server_host)}:{self.server_port}/"
+
+    @cached_property
+    def connect_url(self) -> str:
+        host = "127.0.0.1" if self.listen_host in ("localhost", "") else self.listen_host
+        return f"http://{host_in_url(host)}:{self.listen_port}/"
+
+
+def is_loopback(host: str) -> bool:
+    return host == "localhost" or (is_ip(host) and ipaddress.ip_address(host).is_loopback)
+
+
+def host_in_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _hub_token(values: dict[str, str | None], environ) -> str | None:
+    token = (values["jupyterhub_api_token"] or environ.get("JUPYTERHUB_API_TOKEN") or "").strip()
+    raw = (values["jupyterhub_api_token_file"] or "").strip()
+    if token or not raw:
+        return token or None
+    path = os.path.expanduser(raw)
+    name = f"JUPYTERHUB_API_TOKEN_FILE={raw!r}"
+    try:
+        mode = os.stat(path).st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ValueError(f"{name}: others can read it (mode {stat.filemode(mode)}): run 'chmod 600 {raw}'.")
+        with open(path) as f:
+            token = f.read().strip()
+    except OSError as e:
+        raise ValueError(f"{name}: cannot read it ({e.strerror}).") from e
+    if not token:
+        raise ValueError(f"{name}: the file is empty: put your JupyterHub API token in it.")
+    return token
+
+
+def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_token: str | None) -> str:
+    secret = values["jupyter_proxy_token"]
+    if secret is None:
+        secret = environ.get("JUPYTER_PROXY_TOKEN")
+    if secret is None:
+        secret = store.local_token(environ)  # made by ./run.sh login: the IDE's URL survives restarts
+    if secret is None:
+        return secrets.token_urlsafe(24)
+    if not secret.strip() and hub_token and not is_loopback(listen_host):
+        raise ValueError(f"JUPYTER_PROXY_TOKEN is empty while the bridge listens on {listen_host!r}, "
+                         "which others can reach: set a token, or listen on localhost.")
+    return secret.strip()
+
+
+def resolve(values: dict[str, str | None], environ: Mapping[str, str]) -> Settings:
+    """Validate raw option values (keyed by option name; None for a secret means: from `environ`, which
+    the entry points give as os.environ); raise ValueError with a message a user can act on."""
+    server_host = option_values.required(values, "jupyter_server_ip_or_name",
+                                         "the address of your JupyterHub (IP or DNS name)")
+    server_host = server_host.strip("[]")
+    tls_name = values["jupyter_server_name"].strip() or (IP_TLS_NAME if is_ip(server_host) else server_host)
+    listen_host = values["jupyter_proxy_ip_or_name"].strip().strip("[]") or "localhost"
+    server_port = option_values.port(values, "jupyter_server_port")
+    hub_token = _hub_token(values, environ) or store.hub_token(store.load(environ), server_host, server_port)
+    return Settings(
+        listen_host=listen_host,
+        listen_port=option_values.port(values, "jupyter_proxy_port"),
+        server_host=server_host,
+        server_port=server_port,
+        tls_name=tls_name,
+        # With a token the launcher asks the hub whose it is.
+        username=values["jupyter_username"].strip() if hub_token else option_values.required(
+            values, "jupyter_username", "your JupyterHub user name (or set JUPYTERHUB_API_TOKEN)"),
+        named_server=values["jupyter_named_server"].strip().strip("/"),
+        ca_file=option_values.ca_file(values["jupyter_cluster_ca_cert"]),
+        base_url=option_values.base_url(values["jupyterhub_base_url"]),
+        hub_token=hub_token,
+        local_secret=_local_secret(values, environ, listen_host, hub_token),
+        autostart=option_values.flag(values, "jupyter_autostart"),
+        start_timeout=option_values.seconds(values, "jupyter_start_timeout"),
+        stream_bodies=option_values.size(values, "jupyter_proxy_stream_bodies"),
+        web_flows=option_values.count(values, "jupyter_proxy_web_flows"),
+        web_ws_messages=option_values.count(values, "jupyter_proxy_web_ws_messages"),
+        token_lifetime=int(option_values.seconds(values, "jupyter_token_lifetime")),
+        server_options=spawn_options.parse(values["jupyter_server_options"]),
+    )
+
+
+def with_stored(environ=os.environ) -> dict[str, str]:
+    """The environment over the settings `./run.sh login` stored, as environment variables."""
+    return {**{ENV_OF[name]: value for name, value in store.values(environ).items()}, **environ}
+
+
+def from_environment(environ: Mapping[str, str], overrides: dict[str, str] | None = None) -> Settings:
+    environ = with_stored(environ)
+    values = {o.name: None if o.secret else o.env_default(environ) for o in OPTIONS}
+    values.update(overrides or {})
+    return resolve(values, environ)

@@ -1,0 +1,282 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from mitmproxy.http import Headers  # case-insensitive, as the bridge's request headers are
+
+from addon.core import forward
+from addon.core import guard
+from addon.core import settings
+from addon.core.route import Refused
+
+HUB_TOKEN = "hub-0123456789abcdef"
+LOCAL = "local-secret-0123456789"
+
+
+def make(hub_token=HUB_TOKEN, local=LOCAL, listen="localhost"):
+    values = {o.name: o.default for o in settings.OPTIONS}
+    values.update(jupyter_server_ip_or_name="10.0.0.5", jupyter_server_port="8443", jupyter_username="alice",
+                  jupyter_proxy_ip_or_name=listen, jupyterhub_api_token=hub_token, jupyter_proxy_token=local)
+    return settings.resolve(values, environ={})
+
+
+S = make()
+
+
+@pytest.mark.parametrize("headers", [
+    Headers(host="127.0.0.1:8000"), Headers(host="localhost:8000"), Headers(host="[::1]:8000"),
+    Headers(host="LOCALHOST:8000", origin="http://localhost:8000"),
+    Headers(host="127.0.0.1:8000", origin="http://127.0.0.1:8000", sec_fetch_site="same-origin"),
+])
+def test_own_callers_pass(headers):
+    guard.check_caller(headers, S)
+
+
+@pytest.mark.parametrize("headers, words", [
+    (Headers(host="evil.example:8000"), "Refused Host 'evil.example:8000'"),
+    (Headers(host="127.0.0.1:9999"), "Refused Host"),
+    (Headers(), "Refused Host ''"),
+    (Headers(host="127.0.0.1:8000", origin="https://evil.example"), "Refused Origin 'https://evil.example'"),
+    (Headers(host="127.0.0.1:8000", origin="null"), "Refused Origin 'null'"),
+    (Headers(host="127.0.0.1:8000", origin="http://localhost:3000"), "Refused Origin"),
+    (Headers(host="127.0.0.1:8000", sec_fetch_site="cross-site"), "cross-site"),
+])
+def test_foreign_callers_get_403(headers, words):
+    with pytest.raises(Refused, match=words) as e:
+        guard.check_caller(headers, S)
+    assert e.value.status == 403
+
+
+BROWSER = guard.browser_of(S)
+COOKIE = f"jupyterhub-bridge-8000={guard.cookie_value(LOCAL)}"
+OURS = guard.Credential(f"token {HUB_TOKEN}", bridges=True)
+
+
+@pytest.mark.parametrize("s, headers, query_token, expected", [
+    # the local secret, as a header, a query or the browser's cookie on its own host name: the bridge's client
+    (S, Headers(authorization=f"token {LOCAL}"), None, OURS),
+    (S, Headers(authorization=f"Bearer {LOCAL}"), None, OURS),
+    (S, Headers(), LOCAL, OURS),
+    (S, Headers(host=BROWSER, cookie=f"a=b; {COOKIE}"), None, OURS),
+    (S, Headers(host=BROWSER, cookie=COOKIE, sec_fetch_site="same-origin"), None, OURS),
+    (S, Headers(host=BROWSER, cookie=COOKIE, sec_fetch_site="none"), None, OURS),
+    # another token is the client's own hub credential, never replaced, and never starts a server
+    (S, Headers(authorization="token theirs"), None, guard.Credential("token theirs")),
+    (S, Headers(), "theirs", guard.Credential("token theirs")),
+    (S, Headers(authorization="token theirs"), LOCAL, guard.Credential("token theirs")),
+    # no local secret (loopback): requests without a token get the hub token
+    (make(local=""), Headers(), None, OURS),
+    (make(local=""), Headers(authorization="token theirs"), None, guard.Credential("token theirs")),
+    # no hub token: the client's own token, moved from the URL as without injection
+    (make(hub_token=""), Headers(), "theirs", guard.Credential("token theirs")),
+    (make(hub_token=""), Headers(authorization="token theirs"), "url", guard.Credential(None)),
+    (make(hub_token=""), Headers(), None, guard.Credential(None)),
+])
+def test_credential(s, headers, query_token, expected):
+    assert guard.credential(headers, query_token, s) == expected
+
+
+def test_the_browser_host_is_a_secret_localhost_name():
+    assert BROWSER.endswith(".localhost:8000") and len(BROWSER.split(".")[0]) == 20
+    assert LOCAL not in BROWSER and BROWSER == guard.browser_of(make())
+    assert guard.browser_of(make(local="other-secret-0123456789")) != BROWSER
+    assert guard.browser_of(make(local="")) is None
+    assert guard.browser_of(make(listen="0.0.0.0")) is None  # *.localhost would be the browser's own machine
+    guard.check_caller(Headers(host=BROWSER, origin=f"http://{BROWSER}", sec_fetch_site="same-origin"), S)
+
+
+@pytest.mark.parametrize("fetch_site", ["same-site", "cross-site", "SAME-SITE"])
+def test_the_cookie_alone_is_refused_from_other_pages(fetch_site):
+    """Issue 12.2: other ports of the same host name are same-site: <img>, <script>, no-cors fetch."""
+    with pytest.raises(Refused, match="cookie") as e:
+        guard.credential(Headers(host=BROWSER, cookie=COOKIE, sec_fetch_site=fetch_site), None, S)
+    assert e.value.status == 403
+    # with the token itself, a same-site request is what it was
+    assert guard.credential(Headers(host=BROWSER, sec_fetch_site="same-site"), LOCAL, S) == OURS
+
+
+def test_the_cookie_counts_only_on_the_browsers_host_name():
+    """Issue 12.1: a cookie presented at 127.0.0.1 or localhost can only be a replay."""
+    for host in ("127.0.0.1:8000", "localhost:8000"):
+        with pytest.raises(Refused) as e:
+            guard.credential(Headers(host=host, cookie=COOKIE), None, S)
+        assert e.value.status == 401
+
+
+NAV = {"sec_fetch_mode": "navigate", "sec_fetch_site": "none"}
+
+
+def test_login_sends_a_browser_to_its_host_name_with_a_short_ticket():
+    plan = forward.request_changes(f"/lab/tree?reset&token={LOCAL}", Headers(host="127.0.0.1:8000", **NAV), S,
+                                   now=1000)
+    assert isinstance(plan, forward.Redirect) and plan.set_cookie is None
+    prefix = f"http://{BROWSER}/lab/tree?reset&bridge-login="
+    assert plan.location.startswith(prefix) and LOCAL not in plan.location
+    ticket = plan.location[len(prefix):]
+    assert guard.valid_ticket(ticket, LOCAL, 1000) and guard.valid_ticket(ticket, LOCAL, 1060)
+    assert not guard.valid_ticket(ticket, LOCAL, 1061) and not guard.valid_ticket(ticket, "other", 1000)
+    # there, the ticket gets the cookie and the same URL without it
+    there = forward.request_changes(f"/lab/tree?reset&bridge-login={ticket}", Headers(host=BROWSER, **NAV), S,
+                                    now=1010)
+    assert there == forward.Redirect("/lab/tree?reset", guard.session_cookie(S))
+    assert guard.cookie_value(LOCAL) in there.set_cookie and LOCAL not in there.set_cookie
+    # a ticket is no credential elsewhere, nor late, nor outside a navigation
+    for headers, now in [(Headers(host="127.0.0.1:8000", **NAV), 1010), (Headers(host=BROWSER, **NAV), 2000),
+                         (Headers(host=BROWSER), 1010)]:
+        with pytest.raises(Refused):
+            forward.request_changes(f"/lab?bridge-login={ticket}", headers, S, now=now)
+
+
+@pytest.mark.parametrize("target, location", [
+    (f"/?token={LOCAL}", "/"), (f"/lab?token={LOCAL}", "/lab"), (f"/lab?a=1&token={LOCAL}&b", "/lab?a=1&b"),
+])
+def test_login_on_the_browsers_host_name_drops_the_token_from_the_url(target, location):
+    """Issue 9.2: the local token leaves the address bar, the history and every Referer."""
+    assert forward.request_changes(target, Headers(host=BROWSER, **NAV), S) == forward.Redirect(
+        location, guard.session_cookie(S))
+
+
+def test_login_off_loopback_sets_the_cookie_on_the_bridges_own_name():
+    s = make(listen="0.0.0.0")
+    assert forward.request_changes(f"/lab?token={LOCAL}", Headers(host="0.0.0.0:8000", **NAV), s) == forward.Redirect(
+        "/lab", guard.session_cookie(s))
+
+
+@pytest.mark.parametrize("headers, target", [
+    (Headers(host="127.0.0.1:8000"), f"/lab?token={LOCAL}"),  # an IDE: no navigation
+    (Headers(host="127.0.0.1:8000", **NAV), "/lab?token=theirs"),  # the client's own hub token
+])
+def test_no_login_without_a_navigation_with_the_local_secret(headers, target):
+    plan = forward.request_changes(target, headers, S)
+    assert isinstance(plan, forward.Forward) and plan.target == "/user/alice/lab"
+
+
+def test_only_the_bridges_own_clients_may_start_the_server():
+    """Issue 12.4: a client that brought another token gets no start made with the hub token."""
+    h = Headers(host="127.0.0.1:8000")
+    assert forward.request_changes(f"/api/status?token={LOCAL}", h, S).bridges
+    assert not forward.request_changes("/api/status?token=bogus", h, S).bridges
+    assert forward.request_changes("/api/status", h, make(local="")).bridges
+
+
+@pytest.mark.parametrize("referer, upstream", [
+    (f"http://127.0.0.1:8000/lab?token={LOCAL}", "https://jupyterhub:8443/user/alice/lab"),
+    (f"http://127.0.0.1:8000/lab?a=1&TOKEN={LOCAL};token=x&b=2", "https://jupyterhub:8443/user/alice/lab?a=1&b=2"),
+    (f"http://{BROWSER}/user/alice/lab/tree", "https://jupyterhub:8443/user/alice/lab/tree"),
+    ("https://elsewhere.example/?token=abc", "https://elsewhere.example/"),
+])
+def test_referer_goes_up_without_tokens(referer, upstream):
+    """Issue 9.2: `token` parameters leave `Referer` before a request goes upstream."""
+    h = Headers(host="127.0.0.1:8000", authorization=f"token {LOCAL}", referer=referer)
+    assert forward.request_changes("/api/status", h, S).headers["Referer"] == upstream
+
+
+def test_a_refusal_quotes_only_the_start_of_a_huge_host():
+    """Issue 12.6: a 100 KB Host made a 98 KB answer and log line."""
+    with pytest.raises(Refused) as e:
+        guard.check_caller(Headers(host="a" * 100_000), S)
+    assert len(e.value.message) < 300 and "aaaa'…" in e.value.message
+
+
+@pytest.mark.parametrize("headers, query_token", [
+    (Headers(), None),
+    (Headers(cookie="jupyterhub-bridge-8000=wrong"), None),
+    (Headers(cookie=f"jupyterhub-bridge-8000={LOCAL}"), None),  # the cookie holds a derived value, not the secret
+    (Headers(authorization="Basic dTpw"), None),
+])
+def test_no_credential_gets_401_saying_how_to_connect(headers, query_token):
+    with pytest.raises(Refused, match=r"http://127.0.0.1:8000/\?token=<the bridge's token>") as e:
+        guard.credential(headers, query_token, S)
+    assert e.value.status == 401
+    assert LOCAL not in e.value.message and HUB_TOKEN not in e.value.message
+
+
+def test_empty_local_secret_is_refused_off_loopback():
+    with pytest.raises(ValueError, match="JUPYTER_PROXY_TOKEN is empty while the bridge listens on '0.0.0.0'"):
+        make(local="", listen="0.0.0.0")
+    assert make(local="", listen="127.0.0.1").local_secret == ""
+
+
+def test_unset_local_secret_is_random_per_run():
+    a = settings.resolve({**{o.name: o.default for o in settings.OPTIONS}, "jupyter_server_ip_or_name": "h",
+                          "jupyter_username": "u", "jupyter_proxy_token": None, "jupyterhub_api_token": "t"}, {})
+    assert len(a.local_secret) >= 32 and a.local_secret != make().local_secret
+
+
+def test_token_file_must_be_private(tmp_path):
+    f = tmp_path / "token"
+    f.write_text("file-token\n")
+    f.chmod(0o644)
+    values = {o.name: o.default for o in settings.OPTIONS}
+    values.update(jupyter_server_ip_or_name="h", jupyter_username="u", jupyterhub_api_token=None,
+                  jupyter_proxy_token=None, jupyterhub_api_token_file=str(f))
+    with pytest.raises(ValueError, match="others can read it .*'chmod 600"):
+        settings.resolve(values, {})
+    f.chmod(0o600)
+    assert settings.resolve(values, {}).hub_token == "file-token"
+
+
+def test_without_cookie_strips_only_the_bridge_cookie():
+    assert guard.without_cookie("a=1; jupyterhub-bridge-8000=x; _xsrf=y", "jupyterhub-bridge-8000") == "a=1; _xsrf=y"
+    assert guard.without_cookie("jupyterhub-bridge-8000=x", "jupyterhub-bridge-8000") == ""
+
+
+def test_settings_repr_hides_secrets():
+    assert HUB_TOKEN not in repr(S) and LOCAL not in repr(S)
+
+
+def test_redact_authorization():
+    assert guard.redact_authorization(f"token {HUB_TOKEN}") == "token …cdef"
+
+
+hosts = st.one_of(st.sampled_from([BROWSER, "127.0.0.1:8000", "localhost:8000", "[::1]:8000", "evil.example:8000",
+                                   "127.0.0.1:8001", "127.0.0.1", "localhost.evil:8000", ""]),
+                  st.text(max_size=20))
+origins = st.one_of(st.none(), st.sampled_from([f"http://{BROWSER}", "http://127.0.0.1:8000", "http://localhost:8000", "null",
+                                                "https://evil.example", "http://127.0.0.1:8000.evil",
+                                                "http://localhost:8001", "https://127.0.0.1:8000"]),
+                    st.text(max_size=20))
+
+
+@given(host=hosts, origin=origins, fetch_site=st.sampled_from([None, "same-origin", "same-site", "cross-site", "none"]),
+       via=st.sampled_from(["header", "query", "cookie", "none"]))
+def test_only_the_bridges_own_origin_is_ever_forwarded_with_the_hub_token(host, origin, fetch_site, via):
+    headers = Headers(host=host)
+    if origin is not None:
+        headers["origin"] = origin
+    if fetch_site:
+        headers["sec-fetch-site"] = fetch_site
+    target = "/api/terminals"
+    if via == "header":
+        headers["authorization"] = f"token {LOCAL}"
+    elif via == "query":
+        target += f"?token={LOCAL}"
+    elif via == "cookie":
+        headers["cookie"] = COOKIE
+    try:
+        plan = forward.request_changes(target, headers, S)
+    except Refused:
+        return
+    assert plan.headers.get("Authorization") == f"token {HUB_TOKEN}"
+    assert host.lower() in guard.authorities(S)
+    assert origin is None or origin.lower() in guard.origins(S)
+    assert fetch_site != "cross-site"
+    assert via != "cookie" or (host.lower() == BROWSER and fetch_site in (None, "same-origin", "none"))
+    assert LOCAL not in plan.target
+
+
+def test_redact_cookie():
+    assert guard.redact_cookie(guard.session_cookie(S)) == (
+        f"jupyterhub-bridge-8000=…{guard.cookie_value(LOCAL)[-4:]}; Path=/; HttpOnly; SameSite=Strict")
+
+
+@pytest.mark.parametrize("headers, identity", [
+    (Headers(sec_fetch_dest="document", accept_encoding="gzip, br"), True),
+    (Headers(accept="text/html,application/xhtml+xml", accept_encoding="gzip"), True),
+    (Headers(accept="application/json", accept_encoding="gzip"), False),
+])
+def test_pages_are_asked_for_uncompressed(headers, identity):
+    """Issue 12.3: the hub token is blanked from pages as they stream, which needs them uncompressed."""
+    headers.update(host="127.0.0.1:8000", authorization=f"token {LOCAL}")
+    plan = forward.request_changes("/lab", headers, S)
+    assert (plan.headers.get("Accept-Encoding") == "identity") == identity
+    assert "Accept-Encoding" not in forward.request_changes("/lab", headers, make(hub_token="")).headers
