@@ -57,7 +57,7 @@ class Diagnosis:
             text = last.content[at:at + 600].decode(errors="replace")
             self._diagnose(flow, diagnose.Outcome(101, body=text, websocket=True))
 
-    def _diagnose(self, flow: http.HTTPFlow, answer: diagnose.Outcome) -> diagnose.Diagnosis | None:
+    def _diagnose(self, flow: http.HTTPFlow, answer: diagnose.Outcome) -> diagnose.Finding | None:
         if self.config.settings is None:
             return None
         address, cert = self.hub_cert or (None, None)

@@ -16,6 +16,8 @@ from datetime import datetime
 from datetime import timezone
 from pathlib import Path
 
+from addon.core.errors import SettingError
+
 FILE_NAME = "login.json"
 LOG_IN_AGAIN = "run ./run.sh login."  # the fix for a stored token the hub no longer takes
 # The option names login stores; the bridge takes them from the file when neither --set nor the environment
@@ -52,11 +54,11 @@ def load(environ=os.environ, private: bool = True) -> dict:
     except FileNotFoundError:
         return {}
     except OSError as e:
-        raise ValueError(f"{file}: cannot read it ({e.strerror}).") from e
+        raise SettingError(f"{file}: cannot read it ({e.strerror}).") from e
     with os.fdopen(fd) as f:
         mode = os.fstat(f.fileno()).st_mode
         if private and mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ValueError(f"{file} holds your hub token and others can read it (mode {stat.filemode(mode)}): "
+            raise SettingError(f"{file} holds your hub token and others can read it (mode {stat.filemode(mode)}): "
                              f"run 'chmod 600 {file}', or './run.sh logout' and log in again.")
         text = f.read()
     try:
@@ -64,7 +66,7 @@ def load(environ=os.environ, private: bool = True) -> dict:
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        raise ValueError(f"{file} is not the bridge's login file: run './run.sh logout', then './run.sh login'.")
+        raise SettingError(f"{file} is not the bridge's login file: run './run.sh logout', then './run.sh login'.")
     return data
 
 
@@ -73,7 +75,7 @@ def save(data: dict, environ=os.environ) -> Path:
     file in a 0700 folder, then os.replace."""
     target = path(environ)
     if target is None:
-        raise ValueError("HOME is not set: set it, or JUPYTERHUB_BRIDGE_HOME, to the folder for the login file.")
+        raise SettingError("HOME is not set: set it, or JUPYTERHUB_BRIDGE_HOME, to the folder for the login file.")
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(target.parent, 0o700)
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".login-", suffix=".tmp")  # created 0600

@@ -14,6 +14,7 @@ from mitmproxy.http import Headers  # case-insensitive, as the bridge's request 
 
 from addon.core import credentials
 from addon.core import diagnose
+from addon.core.errors import BridgeError
 from addon.core import forward
 from addon.hub import api as hub
 from addon.commands import launch
@@ -26,10 +27,12 @@ from addon.core.settings import Settings
 TIMEOUT = 10.0
 
 
-class Failed(Exception):
+class Failed(BridgeError):
+    """A check that failed: what, its fix, and details worth a line each."""
+
     def __init__(self, what: str, fix: str, details: tuple[str, ...] = ()) -> None:
-        super().__init__(what)
-        self.what, self.fix, self.details = what, fix, details
+        super().__init__(what, fix)
+        self.what, self.details = what, details
 
 
 @dataclasses.dataclass
@@ -118,7 +121,7 @@ async def check_token(c: Checklist) -> str:
     return f"token {tail} of '{owner}' is valid, may access servers, expires {expires}"
 
 
-def cannot_start(c: Checklist) -> str | None:
+def why_no_autostart(c: Checklist) -> str | None:
     """Why the bridge could not start a stopped server, or None when it will start it."""
     if not c.s.autostart:
         return "JUPYTER_AUTOSTART is off"
@@ -138,7 +141,7 @@ async def check_server(c: Checklist) -> str:
     server = servers.get(s.named_server) or {}
     if server.get("ready"):
         return f"your {name} server is running at {server.get('url')}"
-    c.server_down, why_not, pending = True, cannot_start(c), server.get("pending")
+    c.server_down, why_not, pending = True, why_no_autostart(c), server.get("pending")
     if pending and pending != "stop":
         then = "the bridge waits for it" if why_not is None else "wait a minute or two"
         return f"– your {name} server is starting (pending {pending}): {then}"

@@ -23,6 +23,7 @@ from addon.hub import api as hub
 from addon.commands import launch
 from addon.commands import logout
 from addon.core import settings
+from addon.core.errors import BridgeError
 from addon import store
 from addon.hub import tokens
 from addon.core.settings import Settings
@@ -30,7 +31,7 @@ from addon.core.settings import Settings
 MAX_MINT_TRIES = 3
 
 
-class Stop(Exception):
+class Stop(BridgeError):
     """Login cannot go on: the message says why and what to do."""
 
 

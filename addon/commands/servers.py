@@ -17,6 +17,7 @@ from addon.commands import launch
 from addon.core import lifecycle
 from addon.core import settings
 from addon.hub import spawn_options
+from addon.core.errors import BridgeError
 from addon.core.settings import Settings
 
 STOP_TIMEOUT = 120.0  # a spawner's stop (SIGTERM, then SIGKILL; a batch job's cancel) ends well within this
@@ -24,7 +25,7 @@ POLL_INTERVAL = 0.5
 HEADINGS = ["  SERVER", "STATE", "URL", "STARTED", "LAST ACTIVITY", "OPTIONS"]
 
 
-class Refused(Exception):
+class CommandFailed(BridgeError):
     """The command cannot do what was asked; the message says what to do."""
 
 
@@ -65,7 +66,7 @@ def table(rows: list[dict]) -> str:
 async def owner(h: hub.Hub) -> str:
     me = await h.whoami()
     if me.get("kind", "user") != "user":
-        raise Refused(f"JUPYTERHUB_API_TOKEN belongs to the {me.get('kind')} '{me.get('name')}', not to a user.")
+        raise CommandFailed(f"JUPYTERHUB_API_TOKEN belongs to the {me.get('kind')} '{me.get('name')}', not to a user.")
     return me.get("name", "")
 
 
@@ -76,7 +77,7 @@ async def listing(h: hub.Hub, s: Settings) -> list[dict]:
         model = await h.user_model(me)
     except hub.HubError as e:
         if e.status in (403, 404):
-            raise Refused(f"The hub refused to list the servers of '{me}' ({e.message}): the token needs the "
+            raise CommandFailed(f"The hub refused to list the servers of '{me}' ({e.message}): the token needs the "
                           "scope read:servers.") from None
         raise
     return own_rows(model, used) + shared_rows(await h.shared(me), used)
@@ -94,10 +95,10 @@ async def start(h: hub.Hub, s: Settings, server: str) -> str:
         async with asyncio.timeout(s.start_timeout):
             await lifecycle.start_and_wait(h, dataclasses.replace(s, username=user, named_server=server))
     except TimeoutError:
-        raise Refused(f"{what} did not start within {s.start_timeout:g} s (JUPYTER_START_TIMEOUT); the hub "
+        raise CommandFailed(f"{what} did not start within {s.start_timeout:g} s (JUPYTER_START_TIMEOUT); the hub "
                       f"may still be starting it: `./run.sh servers` shows its state.") from None
     except lifecycle.StartFailed as e:
-        raise Refused(str(e)) from None
+        raise CommandFailed(str(e)) from None
     return f"{what} is ready"
 
 
@@ -111,7 +112,7 @@ async def stop(h: hub.Hub, s: Settings, server: str) -> str:
     try:
         await h.stop(user, server)
     except hub.HubError as e:
-        raise Refused(f"The hub refused to stop {what}: {e.message}"
+        raise CommandFailed(f"The hub refused to stop {what}: {e.message}"
                       + (" (the token needs the scope delete:servers)." if e.status == 403 else ".")) from None
     print(f"stopping {what}...", flush=True)
     while time.monotonic() - t0 < STOP_TIMEOUT:
@@ -120,7 +121,7 @@ async def stop(h: hub.Hub, s: Settings, server: str) -> str:
         if found == "stopped":
             return f"{what} has stopped ({time.monotonic() - t0:.1f} s)"
         await asyncio.sleep(POLL_INTERVAL)
-    raise Refused(f"{what} is still {found} after {STOP_TIMEOUT:g} s: `./run.sh servers` shows its state.")
+    raise CommandFailed(f"{what} is still {found} after {STOP_TIMEOUT:g} s: `./run.sh servers` shows its state.")
 
 
 USAGE = "usage: ./run.sh servers [--json] | start [SERVER] | stop [SERVER]  [--set option=value ...]"
@@ -147,10 +148,10 @@ def main(argv: list[str]) -> int:
     try:
         s = settings.from_environment(os.environ, launch.set_overrides(rest))
         if not s.hub_token:
-            raise Refused("JUPYTERHUB_API_TOKEN (or JUPYTERHUB_API_TOKEN_FILE) is not set: these commands ask "
+            raise CommandFailed("JUPYTERHUB_API_TOKEN (or JUPYTERHUB_API_TOKEN_FILE) is not set: these commands ask "
                           "the hub with your token.")
         return asyncio.run(run(command, positional, s, "--json" in rest))
-    except (ValueError, Refused, hub.HubError) as e:
+    except (ValueError, CommandFailed, hub.HubError) as e:
         print(f"error: {getattr(e, 'message', None) or e}", file=sys.stderr)
         return 1
 

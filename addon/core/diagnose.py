@@ -61,7 +61,9 @@ class Facts:
 
 
 @dataclass(frozen=True)
-class Diagnosis:
+class Finding:
+    """One cause and its fix, for one failed exchange."""
+
     key: str
     cause: str
     fix: str
@@ -191,7 +193,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def diagnose(a: Outcome, f: Facts = Facts()) -> Diagnosis | None:
+def diagnose(a: Outcome, f: Facts = Facts()) -> Finding | None:
     """The first rule that matches, filled in; None for an answer that is no failure the bridge can explain."""
     if a.status is not None and a.status < 400 and a.status not in (101, 301, 302, 303, 307):
         return None
@@ -207,7 +209,7 @@ def diagnose(a: Outcome, f: Facts = Facts()) -> Diagnosis | None:
                   now=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     for key, when, cause_t, fix_t in RULES:
         if when(a):
-            return Diagnosis(key, cause_t.format(**values), fix_t.format(**values))
+            return Finding(key, cause_t.format(**values), fix_t.format(**values))
     return None
 
 

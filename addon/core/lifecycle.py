@@ -8,6 +8,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from addon.core.errors import BridgeError
 from addon.hub import spawn_options
 from addon.hub.api import HubError
 from addon.core.settings import Settings
@@ -21,7 +22,7 @@ REFUSAL_WAIT = 5.0  # for the start request's own answer after the progress stre
 START_SCOPES = ("start:servers", "servers", "admin:servers")  # any of them lets a token start a server
 
 
-class StartFailed(Exception):
+class StartFailed(BridgeError):
     """The server is not running and the bridge could not change that; the message says what to do."""
 
 
@@ -104,7 +105,7 @@ def refusal(e: HubError, s: Settings) -> str:
     return f"The hub could not start your server: {e.message}. See {s.hub_home}."
 
 
-def report(event: dict) -> None:
+def log_progress(event: dict) -> None:
     logger.info(f"Starting your server: {event.get('progress', '?')}% {event.get('message', '')}".rstrip())
 
 
@@ -135,7 +136,7 @@ async def _start_and_follow(hub, user: str, server: str, options: dict | None = 
         while True:
             try:
                 async for event in hub.progress(user, server):
-                    report(event)
+                    log_progress(event)
                     if event.get("failed"):
                         # A refusal of the start request (400: the options) has the status and the reason; a
                         # spawn that failed has its reason only here (the request gets 500 'Internal Server Error').

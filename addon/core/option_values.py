@@ -4,6 +4,7 @@ variable and says what to write instead. `settings.resolve` reads the options th
 import os
 import re
 
+from addon.core.errors import SettingError
 from addon.core.options import DEFAULT_CA
 from addon.core.options import ENV_OF
 
@@ -11,14 +12,14 @@ from addon.core.options import ENV_OF
 def port(values: dict[str, str], name: str) -> int:
     raw = values[name].strip()
     if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise ValueError(f"{ENV_OF[name]}={raw!r} is not a port: use a number from 1 to 65535.")
+        raise SettingError(f"{ENV_OF[name]}={raw!r} is not a port: use a number from 1 to 65535.")
     return int(raw)
 
 
 def required(values: dict[str, str], name: str, what: str) -> str:
     value = values[name].strip()
     if not value:
-        raise ValueError(f"{ENV_OF[name]} is not set: set it to {what}.")
+        raise SettingError(f"{ENV_OF[name]} is not set: set it to {what}.")
     return value
 
 
@@ -28,14 +29,14 @@ def ca_file(raw: str) -> str | None:
         return None
     name = f"JUPYTER_CLUSTER_CA_CERT={raw!r}"
     if not os.path.isfile(path):
-        raise ValueError(f"{name}: no such file. Point it at the PEM file of your cluster's CA.")
+        raise SettingError(f"{name}: no such file. Point it at the PEM file of your cluster's CA.")
     try:
         with open(path, "rb") as f:
             pem = f.read()
     except OSError as e:
-        raise ValueError(f"{name}: cannot read it ({e.strerror}). Check its permissions.") from e
+        raise SettingError(f"{name}: cannot read it ({e.strerror}). Check its permissions.") from e
     if b"-----BEGIN CERTIFICATE-----" not in pem:
-        raise ValueError(f"{name}: not a PEM certificate (no 'BEGIN CERTIFICATE' line). "
+        raise SettingError(f"{name}: not a PEM certificate (no 'BEGIN CERTIFICATE' line). "
                          "Export the CA certificate in PEM format.")
     return path
 
@@ -43,7 +44,7 @@ def ca_file(raw: str) -> str | None:
 def flag(values: dict[str, str], name: str) -> bool:
     raw = values[name].strip().lower()
     if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-        raise ValueError(f"{ENV_OF[name]}={values[name]!r} is not a switch: use true or false.")
+        raise SettingError(f"{ENV_OF[name]}={values[name]!r} is not a switch: use true or false.")
     return raw in ("true", "1", "yes", "on")
 
 
@@ -54,7 +55,7 @@ def seconds(values: dict[str, str], name: str) -> float:
     except ValueError:
         seconds = 0.0
     if not 0 < seconds < float("inf"):
-        raise ValueError(f"{ENV_OF[name]}={raw!r} is not a number of seconds: use a number above 0, e.g. 300.")
+        raise SettingError(f"{ENV_OF[name]}={raw!r} is not a number of seconds: use a number above 0, e.g. 300.")
     return seconds
 
 
@@ -65,7 +66,7 @@ def size(values: dict[str, str], name: str) -> int:
     """Bytes, from a number with an optional k, m or g: mitmproxy gets bytes (mitmweb shows "1m" as NaN)."""
     found = re.fullmatch(r"([0-9]+)([kmg]?)b?", values[name].strip().lower())
     if not found or int(found[1]) == 0:
-        raise ValueError(f"{ENV_OF[name]}={values[name]!r} is not a size: use bytes, or a number with k, m or g, "
+        raise SettingError(f"{ENV_OF[name]}={values[name]!r} is not a size: use bytes, or a number with k, m or g, "
                          "e.g. 512k, 1m or 20m.")
     return int(found[1]) * SIZE_UNITS[found[2]]
 
@@ -74,12 +75,12 @@ def count(values: dict[str, str], name: str) -> int:
     """A whole number of at least 1."""
     raw = values[name]
     if not raw.strip().isdigit() or int(raw) < 1:
-        raise ValueError(f"{ENV_OF[name]}={raw!r} is not a number of at least 1.")
+        raise SettingError(f"{ENV_OF[name]}={raw!r} is not a number of at least 1.")
     return int(raw)
 
 
 def base_url(raw: str) -> str:
     parts = [p for p in raw.strip().split("/") if p]
     if any(p in (".", "..") for p in parts):
-        raise ValueError(f"JUPYTERHUB_BASE_URL={raw!r} must not contain '.' or '..' segments.")
+        raise SettingError(f"JUPYTERHUB_BASE_URL={raw!r} must not contain '.' or '..' segments.")
     return "/" + "".join(f"{p}/" for p in parts)

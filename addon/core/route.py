@@ -4,14 +4,15 @@ import re
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
+from addon.core.errors import BridgeError
 
-class Refused(Exception):
+
+class Refused(BridgeError):
     """A request the bridge answers itself, with this status and message."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.message = message
 
 
 def split_target(target: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from functools import cached_property
 from urllib.parse import quote
 
 from addon.core import option_values
+from addon.core.errors import SettingError
 from addon.hub import spawn_options
 from addon import store
 
@@ -121,13 +122,13 @@ def _hub_token(values: dict[str, str | None], environ) -> str | None:
     try:
         mode = os.stat(path).st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ValueError(f"{name}: others can read it (mode {stat.filemode(mode)}): run 'chmod 600 {raw}'.")
+            raise SettingError(f"{name}: others can read it (mode {stat.filemode(mode)}): run 'chmod 600 {raw}'.")
         with open(path) as f:
             token = f.read().strip()
     except OSError as e:
-        raise ValueError(f"{name}: cannot read it ({e.strerror}).") from e
+        raise SettingError(f"{name}: cannot read it ({e.strerror}).") from e
     if not token:
-        raise ValueError(f"{name}: the file is empty: put your JupyterHub API token in it.")
+        raise SettingError(f"{name}: the file is empty: put your JupyterHub API token in it.")
     return token
 
 
@@ -140,7 +141,7 @@ def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_
     if secret is None:
         return secrets.token_urlsafe(24)
     if not secret.strip() and hub_token and not is_loopback(listen_host):
-        raise ValueError(f"JUPYTER_PROXY_TOKEN is empty while the bridge listens on {listen_host!r}, "
+        raise SettingError(f"JUPYTER_PROXY_TOKEN is empty while the bridge listens on {listen_host!r}, "
                          "which others can reach: set a token, or listen on localhost.")
     return secret.strip()
 

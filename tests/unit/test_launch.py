@@ -48,3 +48,32 @@ def test_the_runtime_venv_is_clean():
     r = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "pip", "check"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# Issue 16: one name, one class; one base for every refusal a user reads.
+ENTRY_POINTS = {"main", "run"}  # each subcommand's own, by convention
+NOT_OURS = {"redact"}  # addon/rewrite.py's (a flow) and addon/core/credentials.py's (a secret): another change
+
+
+def test_no_class_or_function_name_is_defined_twice_in_the_package():
+    import ast
+    seen: dict[str, list[str]] = {}
+    for file in sorted((ROOT / "addon").rglob("*.py")):
+        for node in ast.parse(file.read_text()).body:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                seen.setdefault(node.name, []).append(str(file.relative_to(ROOT)))
+    twice = {name: files for name, files in seen.items() if len(files) > 1 and name not in ENTRY_POINTS | NOT_OURS}
+    assert twice == {}
+
+
+def test_every_refusal_a_user_reads_is_a_bridge_error_with_its_fix():
+    from addon.commands import check, login, servers
+    from addon.core import errors, lifecycle, route
+    for refusal in (route.Refused, servers.CommandFailed, check.Failed, login.Stop, lifecycle.StartFailed,
+                    errors.SettingError):
+        assert issubclass(refusal, errors.BridgeError), refusal
+    failed = check.Failed("The hub is away.", "Start it.")
+    assert (failed.message, failed.fix, str(failed)) == ("The hub is away.", "Start it.", "The hub is away. Start it.")
+    with pytest.raises(ValueError, match="is not a port"):  # a setting's refusal is still a ValueError
+        settings.resolve({**{o.name: o.default for o in settings.OPTIONS}, "jupyter_server_ip_or_name": "h",
+                          "jupyter_username": "a", "jupyter_server_port": "x"}, {})
