@@ -5,34 +5,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
-usage() {
-  cat <<'EOF'
-usage: ./run.sh [SUBCOMMAND] [arguments]
-
-  (none)   run the bridge with mitmdump (extra arguments go to mitmdump, e.g. --set flow_detail=2)
-  web      run the bridge with mitmweb on 127.0.0.1:8081, to look at the IDE's traffic
-  demo     start a local JupyterHub (TLS, private CA) with a demo user, and the bridge in front of it
-  check    check settings, hub, TLS, token and server before opening the IDE (the bridge need not run)
-  login    sign in to the hub once (URL, user, password): keeps the settings and a renewed token [--help]
-  logout   revoke the kept hub token and delete what login kept
-  servers  list your servers (default, named, shared with you): state, URL, activity, options [--json]
-  start    start your server, or start SERVER (a named one), with JUPYTER_SERVER_OPTIONS; shows progress
-  stop     stop your server, or stop SERVER (it is kept, not deleted): frees what it holds on the cluster
-  test     install the test tools and run the test suite (pytest arguments may follow)
-  bench    benchmark direct vs plain mitmdump vs the bridge against a local hub (bench/README.md)
-  help     this text and the settings (also -h, --help)
-
-PYTHON=... chooses the Python (3.12 or newer) to build .venv with; found by itself when unset.
-EOF
-}
-
-# show_help: the usage, then the settings as addon/core/options.py (the one settings table) prints them.
-show_help() {
-  usage
-  echo
-  "$(find_python)" -m addon.core.options
-}
-
 python_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; }
 
 find_python() {
@@ -131,9 +103,10 @@ ensure_chromium() {
   fi
 }
 
-bridge() {
+# cli ARGS: the entry point the installed `jupyterhub-bridge` runs too (addon/commands/cli.py), in .venv.
+cli() {
   ensure_venv .venv requirements.txt
-  exec "$ROOT/.venv/bin/python" -m addon.commands.launch "$@"
+  exec "$ROOT/.venv/bin/python" -P -m addon.commands.cli "$@"
 }
 
 # demo_settings READY_FILE: the bridge's settings for the local hub, as shell assignments.
@@ -197,14 +170,12 @@ run_tests() {
 }
 
 case "${1:-}" in
-  -h|--help|help) show_help ;;
-  ""|-*) bridge dump "$@" ;;  # no subcommand: the bridge, with mitmproxy's arguments
-  web) shift; bridge web "$@" ;;
   demo) shift; demo "$@" ;;
-  check) shift; ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.commands.check "$@" ;;
-  login|logout) ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.commands.login "$@" ;;
-  servers|start|stop) ensure_venv .venv requirements.txt; exec "$ROOT/.venv/bin/python" -m addon.commands.servers "$@" ;;
   test) shift; run_tests "$@" ;;
   bench) shift; run_bench "$@" ;;
-  *) echo "error: unknown subcommand '$1'." >&2; usage >&2; exit 2 ;;
+  # help, --version and a word that is no subcommand need no venv: any Python 3.12 answers them (and says
+  # which words there are); every other word is a subcommand of addon/commands/cli.py, run in .venv.
+  help|-h|--help|--version) exec "$(find_python)" -P -m addon.commands.cli "$@" ;;
+  ""|-*|web|check|login|logout|servers|start|stop|open) cli "$@" ;;
+  *) exec "$(find_python)" -P -m addon.commands.cli "$@" ;;
 esac

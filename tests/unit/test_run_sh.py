@@ -1,5 +1,6 @@
-"""run.sh itself: subcommands, help, and how it builds its venvs (in a copy of the project whose requirements
-install nothing and whose addon only says where it ran, so that a test builds a venv in seconds)."""
+"""run.sh itself: which words it runs in .venv through addon/commands/cli.py, help, and how it builds its venvs (in
+a copy of the project whose requirements install nothing and whose entry point only says where it ran, so that a
+test builds a venv in seconds)."""
 
 import os
 import subprocess
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from addon.commands import cli
 from addon.core import options
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,15 +29,14 @@ def clean_environ():
 
 @pytest.fixture
 def project(tmp_path):
-    """run.sh in an empty project: requirements that install nothing, an addon whose launch and check print."""
+    """run.sh in an empty project: requirements that install nothing, an entry point (cli) that prints."""
     (tmp_path / "run.sh").write_bytes((ROOT / "run.sh").read_bytes())
     (tmp_path / "run.sh").chmod(0o755)
     (tmp_path / "requirements.txt").write_text("# nothing: the test builds a venv only\n")
     (tmp_path / "addon" / "commands").mkdir(parents=True)
     (tmp_path / "addon" / "__init__.py").write_text("")
     (tmp_path / "addon" / "commands" / "__init__.py").write_text("")
-    for name in ("launch", "check"):
-        (tmp_path / "addon" / "commands" / f"{name}.py").write_text(STUB)
+    (tmp_path / "addon" / "commands" / "cli.py").write_text(STUB)
     return tmp_path
 
 
@@ -66,8 +67,8 @@ def test_two_first_runs_at_once_build_the_venv_once(project):
                              text=True, env=clean_environ(), cwd=project) for args in ([], ["check", "-x"])]
     outputs = [p.communicate(timeout=2 * BUILD_TIMEOUT) for p in runs]
     assert [p.returncode for p in runs] == [0, 0], outputs
-    assert outputs[0][0] == f"__main__ ['dump'] in {project / '.venv'}\n"
-    assert outputs[1][0] == f"__main__ ['-x'] in {project / '.venv'}\n"
+    assert outputs[0][0] == f"__main__ [] in {project / '.venv'}\n"
+    assert outputs[1][0] == f"__main__ ['check', '-x'] in {project / '.venv'}\n"
     assert sum(err.count("setting up .venv") for _, err in outputs) == 1, outputs
 
 
@@ -87,7 +88,20 @@ def test_a_venv_whose_python_disappeared_or_changed_is_rebuilt(project, tmp_path
     stamp.write_text(f"{requirements_hash} 3.12.0 /removed/python3.12\n")  # built by a Python since replaced
     changed = run_sh("check", root=project, timeout=BUILD_TIMEOUT)
     assert changed.returncode == 0 and "setting up .venv" in changed.stderr, changed.stderr
-    assert changed.stdout == f"__main__ [] in {project / '.venv'}\n"
+    assert changed.stdout == f"__main__ ['check'] in {project / '.venv'}\n"
+
+
+def test_every_subcommand_runs_the_entry_point_in_the_venv_and_help_needs_none(project):
+    """Each word of cli.py runs `python -m addon.commands.cli <the same arguments>` in .venv; help, --version and a
+    typo are answered by any Python 3.12, before anything is installed (a typo on a fresh clone is no long wait)."""
+    for word in ("help", "-h", "--help", "--version", "tset"):
+        r = run_sh(word, "a b", root=project)
+        assert (r.returncode, r.stderr) == (0, ""), r.stderr
+        assert r.stdout.startswith(f"__main__ [{word!r}, 'a b'] in ") and str(project) not in r.stdout
+    assert not (project / ".venv").exists()
+    for word in [*(w for w in cli.SUBCOMMANDS if w), "--set"]:
+        r = run_sh(word, "a b", root=project, timeout=BUILD_TIMEOUT)
+        assert (r.returncode, r.stdout) == (0, f"__main__ [{word!r}, 'a b'] in {project / '.venv'}\n"), r.stderr
 
 
 def without_a_python(tmp_path, **env):

@@ -1,0 +1,84 @@
+"""addon/commands/cli.py, the one entry point of `jupyterhub-bridge` and `./run.sh`: which module runs a word,
+help, --version and the words it refuses (issue 20)."""
+
+import importlib.util
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from addon.commands import cli
+from addon.core import options
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("argv, module, args", [
+    ([], "launch", ["dump"]),
+    (["--set", "flow_detail=2"], "launch", ["dump", "--set", "flow_detail=2"]),
+    (["web", "--set", "web_port=9"], "launch", ["web", "--set", "web_port=9"]),
+    (["check", "--set", "x=1"], "check", ["--set", "x=1"]),
+    (["login", "https://hub/"], "login", ["login", "https://hub/"]),
+    (["logout"], "login", ["logout"]),
+    (["servers", "--json"], "servers", ["servers", "--json"]),
+    (["start", "gpu"], "servers", ["start", "gpu"]),
+    (["stop"], "servers", ["stop"]),
+    (["open"], "open", []),
+])
+def test_each_word_runs_its_module_with_the_arguments_its_main_takes(argv, module, args):
+    assert cli.target(argv) == (module, args)
+
+
+@pytest.mark.parametrize("argv", [["tset"], ["demo"], ["help"], ["Check"]])
+def test_a_word_that_is_no_subcommand_has_no_module(argv):
+    assert cli.target(argv) is None
+
+
+@pytest.mark.parametrize("module", sorted({m for m, _, _ in cli.SUBCOMMANDS.values()} - {"open"}))
+def test_every_module_of_the_table_is_there(module):
+    # `open` comes from another change; its word stays in the table and is imported only when it runs
+    assert importlib.util.find_spec(f"addon.commands.{module}") is not None
+
+
+@pytest.mark.parametrize("word", ["help", "-h", "--help"])
+def test_help_lists_every_subcommand_and_every_setting(word, capsys):
+    assert cli.main([word]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: jupyterhub-bridge [SUBCOMMAND]") and options.help_text() in out
+    for w in [*cli.SUBCOMMANDS, *cli.CHECKOUT_ONLY]:
+        assert f"\n  {w or '(none)'} " in out
+    assert "run them there with ./run.sh" in out and "PYTHON=" not in out
+
+
+def test_run_sh_s_help_names_run_sh_and_its_python(capsys):
+    assert cli.main(["help"], cli.RUN_SH) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ./run.sh [SUBCOMMAND]") and "PYTHON=" in out
+
+
+def test_version_is_the_checkout_s(capsys):
+    assert cli.main(["--version"]) == 0
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert capsys.readouterr().out == f"jupyterhub-bridge {version}\n"
+
+
+@pytest.mark.parametrize("word", ["demo", "test", "bench"])
+def test_what_needs_the_checkout_says_so_in_one_line_and_exits_2(word, capsys):
+    assert cli.main([word, "-q"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"error: '{word}' needs the repository checkout (devhub, Node.js): run " \
+                                 f"'./run.sh {word}' there.\n"
+
+
+def test_a_typo_prints_the_usage_and_exits_2(capsys):
+    assert cli.main(["tset"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: unknown subcommand 'tset'.\nusage: jupyterhub-bridge")
+
+
+def test_the_pin_is_written_once_in_requirements_txt():
+    """pyproject.toml reads its dependencies from requirements.txt (setuptools skips its comment lines)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "dependencies" in project["project"]["dynamic"] and "dependencies" not in project["project"]
+    assert project["tool"]["setuptools"]["dynamic"]["dependencies"] == {"file": ["requirements.txt"]}
+    assert project["project"]["scripts"] == {"jupyterhub-bridge": "addon.commands.cli:main"}
