@@ -1,19 +1,27 @@
 """`python -m addon.commands.startup mitmdump|mitmweb [mitmproxy args]`: mitmdump or mitmweb, as their own commands run
-them, except that client connections wait until mitmproxy has finished starting (addon/commands/launch.py runs this).
+them, except that the proxy starts listening only once mitmproxy has finished starting (addon/commands/launch.py
+runs this).
 
-Why (issue 9, mitmproxy 12.3.1): `Master.run` starts the proxy servers (`Proxyserver.setup_servers`) before it
-calls the addons' `running` hooks, and `TlsConfig` loads its certificate store only in `running`. A request
-handled in between reaches `TlsConfig.request` → `crl_path()` with `certstore` still None; the AttributeError
-is logged, and `ErrorCheck`, which watches the log until start-up has ended, exits the process. Bare mitmdump
-has the window too; the bridge widens it: mitmproxy loads `-s addon/main.py` in a task one loop turn later,
-right after the socket started listening, and the import blocks the loop while clients' connections queue up.
+Why (issues 9 and 19, mitmproxy 12.3.1; docs/mitmproxy-startup-window.md): `Master.run` opens the proxy's
+listening socket (`Proxyserver.setup_servers`) before it calls the addons' `running` hooks, and `TlsConfig` loads
+its certificate store only in `running`. A request handled in between meets `certstore` None; the AttributeError
+is logged, and `ErrorCheck`, which exits on any error logged until start-up has ended, ends the process. Holding
+connections in a `client_connected` hook instead (this module's first answer) opened another window: a client
+that connects and leaves while held makes mitmproxy's connection handler crash (`assert handler`), which also
+exits. Both are mitmproxy's windows; plain mitmdump has the first one too.
 
-So the master holds every client connection in `client_connected` until its `running` hooks have all returned
-(our own `running`, around mitmproxy's). A held request is answered once the proxy is ready; a start that
-fails still exits, closing held connections. The held hook is added when the master is built, before any
-server listens, so no connection passes unheld. The bridge's addons still come through `-s addon/main.py`:
-there, in ScriptLoader's place in the chain, they see flows before `Save` (`-w`) and the dumper do (field
-note 25); the script is loaded before the first connection is accepted and long before `running`."""
+So there is no window: mitmproxy's own early `setup_servers` call does nothing, and the master binds the proxy's
+socket itself at the end of `running`, after
+  1. every addon's `running` hook has returned (the certificate store is loaded),
+  2. every `-s` script has been loaded (mitmproxy loads them in a task of their own; the bridge's addons must
+     see the first request: we give that task the loop until it has loaded or failed),
+  3. mitmproxy's start-up error check has run and finished: an error logged before exits, as in mitmproxy;
+     after it, what a client does is only logged, as in any later moment of mitmproxy's life.
+Before that the port refuses connections, which every client (an IDE, a port probe) takes as "not up yet"; no
+client connection exists during start-up, whatever it would do. This depends on the order of start-up, not on
+its timing. A socket that cannot be bound (port in use) is reported by mitmproxy and exits with status 1, as
+mitmproxy's own check would. The bridge's addons still come through `-s addon/main.py`: there, in
+ScriptLoader's place in the chain, they see flows before `Save` (`-w`) and the dumper do (field note 25)."""
 
 import asyncio
 import sys
@@ -22,34 +30,44 @@ from mitmproxy import master
 from mitmproxy.tools import cmdline
 from mitmproxy.tools import main as mitmproxy_main
 
-
-class HoldUntilStarted:
-    """Keeps each new client connection waiting until `release()` (the end of the master's start-up)."""
-
-    def __init__(self) -> None:
-        self.started = asyncio.Event()
-
-    def release(self) -> None:
-        self.started.set()
-
-    async def client_connected(self, client) -> None:
-        await self.started.wait()
+SCRIPT_LOAD_TURNS = 1000  # loop turns given to the `-s` scripts' loading task (mitmproxy 12.3.1 needs 2)
 
 
-def holding(master_cls: type[master.Master]) -> type[master.Master]:
-    """master_cls whose client connections wait for the end of its start-up."""
+async def listen_later() -> bool:
+    """Stands in for Proxyserver.setup_servers during start-up: mitmproxy's early call binds nothing."""
+    return True
 
-    class Holding(master_cls):
+
+async def scripts_loaded(m: master.Master) -> None:
+    """Yield the loop until every `-s` script has been loaded or an error (a failed load) was logged."""
+    loader, check = m.addons.get("scriptloader"), m.addons.get("errorcheck")
+    for _ in range(SCRIPT_LOAD_TURNS):
+        if all(s.ns is not None for s in loader.addons) or (check and check.logger.has_errored):
+            return
+        await asyncio.sleep(0)
+
+
+def listening_after_start(master_cls: type[master.Master]) -> type[master.Master]:
+    """master_cls whose proxy listens only once its start-up has finished."""
+
+    class ListeningAfterStart(master_cls):
         def __init__(self, opts) -> None:
             super().__init__(opts)
-            self.hold = HoldUntilStarted()
-            self.addons.add(self.hold)
+            self.addons.get("proxyserver").setup_servers = listen_later
 
         async def running(self) -> None:
             await super().running()
-            self.hold.release()
+            await scripts_loaded(self)
+            if check := self.addons.get("errorcheck"):
+                await check.shutdown_if_errored()
+                check.finish()
+            proxyserver = self.addons.get("proxyserver")
+            del proxyserver.setup_servers  # mitmproxy's own again, for whoever calls it from now on
+            if not await proxyserver.setup_servers():
+                print("Error logged during startup, exiting...", file=sys.stderr)
+                sys.exit(1)
 
-    return Holding
+    return ListeningAfterStart
 
 
 def dump_filter(args) -> dict:
@@ -67,9 +85,9 @@ def main(argv: list[str]) -> None:
     tool, args = argv[0], argv[1:]
     sys.argv[0] = tool  # mitmproxy's usage and error lines name the command, as when run as mitmdump/mitmweb
     if tool == "mitmweb":
-        mitmproxy_main.run(holding(web.master.WebMaster), cmdline.mitmweb, args)
+        mitmproxy_main.run(listening_after_start(web.master.WebMaster), cmdline.mitmweb, args)
     else:
-        mitmproxy_main.run(holding(dump.DumpMaster), cmdline.mitmdump, args, dump_filter)
+        mitmproxy_main.run(listening_after_start(dump.DumpMaster), cmdline.mitmdump, args, dump_filter)
 
 
 if __name__ == "__main__":
