@@ -1,0 +1,72 @@
+"""Issue 19: what the user's network does cannot stop the bridge. The hub's proxy (configurable-http-proxy) dies
+while a kernel WebSocket is open through the bridge: the client's WebSocket is closed, not left hanging, and
+once the hub has restarted its proxy the client's reconnect and its next cell work."""
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from kernel_client import V1
+from kernel_client import execute
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+
+CLOSE_WITHIN = 15.0  # seconds the client waits for its WebSocket to be closed
+BACK_WITHIN = 60.0  # seconds for the hub to notice its proxy died (every 5 s) and restart it with its routes
+
+
+@pytest.fixture(scope="module")
+def faults_hub(start_hub):
+    """A hub of this module's own: its proxy is killed here."""
+    return start_hub(name="faults")
+
+
+def proxy_pid(hub: dict) -> int:
+    """The hub's configurable-http-proxy: the pid in its pid file, checked to be a child of this test's hub."""
+    pid = int((Path(hub["workdir"]) / "jupyterhub-proxy.pid").read_text())
+    status = Path(f"/proc/{pid}/status").read_text()
+    parent = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+    assert parent == hub["hub_pid"], f"process {pid} is not the proxy of the hub this test started"
+    return pid
+
+
+def channels(bridge, kernel: str, token: str):
+    url = f"ws://127.0.0.1:{bridge.port}/api/kernels/{kernel}/channels?session_id={uuid.uuid4().hex}"
+    return ws_connect(url, subprotocols=[V1], open_timeout=30, max_size=None,
+                      additional_headers={"Authorization": f"token {token}"})
+
+
+def wait_until_the_server_answers(c: httpx.Client) -> None:
+    deadline = time.monotonic() + BACK_WITHIN
+    while c.get("/api/status").status_code != 200:
+        assert time.monotonic() < deadline, f"the server did not answer through the bridge within {BACK_WITHIN} s"
+        time.sleep(0.25)
+
+
+def test_a_restarted_hub_proxy_closes_the_kernel_websocket_and_a_reconnect_works(faults_hub, start_bridge):
+    bridge = start_bridge(faults_hub)
+    token = faults_hub["users"]["alice"]["token"]
+    with httpx.Client(base_url=bridge.url, headers={"Authorization": f"token {token}"}, timeout=60) as c:
+        r = c.post("/api/kernels", json={"name": "python3"})
+        assert r.status_code == 201, r.text
+        kernel = r.json()["id"]
+        with channels(bridge, kernel, token) as ws:
+            assert execute(ws, "x = 6 * 7; x")[2] == "42"
+            old_proxy = proxy_pid(faults_hub)
+            os.kill(old_proxy, signal.SIGKILL)  # its connections to the bridge and the server are reset
+            closed_at = time.monotonic()
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:  # the kernel's last messages, then the close; a hanging socket times out
+                    ws.recv(timeout=CLOSE_WITHIN)
+            took = time.monotonic() - closed_at
+        print(f"closed {took:.2f} s after the hub's proxy was killed: {closed.value!r}")
+        wait_until_the_server_answers(c)
+        assert proxy_pid(faults_hub) != old_proxy
+        with channels(bridge, kernel, token) as ws:
+            assert execute(ws, "x + 1")[2] == "43"  # the same kernel, its state kept
+        assert c.delete(f"/api/kernels/{kernel}").status_code == 204
+    assert bridge.proc.poll() is None, bridge.log()
