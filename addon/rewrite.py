@@ -4,8 +4,10 @@ its way back (Location, cookies, the hub token out of pages), and what stays of 
 import json
 import logging
 
+from mitmproxy import ctx
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
+from mitmproxy.utils import human
 
 from addon.core import credentials
 from addon.core import diagnose
@@ -25,28 +27,33 @@ BRIDGES = "bridge_client"  # flow.metadata: the client presented the bridge's ow
 
 
 def login_response(plan: forward.Redirect) -> http.Response:
-    """A browser's login: on to the same URL without the local token in it, with the cookie where it belongs."""
-    response = http.Response.make(302, b"", {"Location": plan.location, "Cache-Control": "no-store",
-                                             "Referrer-Policy": "no-referrer", "Server": diagnose.OWN_SERVER})
+    """A browser's login: on to the same URL without the local token in it (with a ticket, which flows show
+    redacted), with the cookie where it belongs."""
+    response = http.Response.make(302, b"", {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                                             "Server": diagnose.OWN_SERVER})
+    secrets = {"Location": (plan.location, credentials.redact_query_tokens(plan.location))}
     if plan.set_cookie:
-        response.headers = WireHeaders(response.headers.fields, "Set-Cookie", plan.set_cookie,
-                                       guard.redact_cookie(plan.set_cookie))
+        secrets["Set-Cookie"] = (plan.set_cookie, guard.redact_cookie(plan.set_cookie))
+    response.headers = WireHeaders(response.headers.fields, secrets)
     return response
 
 
 class WireHeaders(http.Headers):
-    """Headers with one credential (a request's Authorization, the browser's cookie) redacted for every reader
-    of the flow (mitmweb's views, `-w` files and the log, also while the request is in flight) and in full only
-    in the bytes that mitmproxy sends, which it assembles with `bytes(headers)`."""
+    """Headers with credentials (a request's Authorization, the browser's cookie and ticket) redacted for every
+    reader of the flow (mitmweb's views, `-w` files and the log, also while the request is in flight) and in
+    full only in the bytes that mitmproxy sends, which it assembles with `bytes(headers)`."""
 
-    def __init__(self, fields: tuple[tuple[bytes, bytes], ...], name: str, value: str, shown: str) -> None:
+    def __init__(self, fields: tuple[tuple[bytes, bytes], ...], secrets: dict[str, tuple[str, str]]) -> None:
+        """`secrets`: header name -> (its value on the wire, the value shown)."""
         super().__init__(fields)
-        self.name, self.value = name, value
-        self[name] = shown
+        self.secrets = {name: value for name, (value, _) in secrets.items()}
+        for name, (_, shown) in secrets.items():
+            self[name] = shown
 
     def on_the_wire(self) -> http.Headers:
         wire = http.Headers(self.fields)
-        wire[self.name] = self.value
+        for name, value in self.secrets.items():
+            wire[name] = value
         return wire
 
     def __bytes__(self) -> bytes:
@@ -76,6 +83,7 @@ class RewriteRequest:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.browsers = guard.BrowserAccess()  # this run's browser cookie and spent tickets
 
     def load(self, loader) -> None:
         logging.getLogger("mitmproxy.proxy.server").addFilter(one_line_for_trailers)
@@ -90,7 +98,7 @@ class RewriteRequest:
         if not flow.live or flow.response or s is None:
             return
         try:
-            plan = forward.request_changes(flow.request.path, flow.request.headers, s)
+            plan = forward.request_changes(flow.request.path, flow.request.headers, s, self.browsers)
         except route.Refused as refused:
             flow.request.stream = False  # mitmproxy cannot answer a request it already streams
             flow.response = own_response(refused.status, refused.message)
@@ -106,8 +114,8 @@ class RewriteRequest:
             else:
                 flow.request.headers[name] = value
         if authorization := flow.request.headers.get("authorization"):
-            flow.request.headers = WireHeaders(flow.request.headers.fields, "Authorization", authorization,
-                                               guard.redact_authorization(authorization))
+            flow.request.headers = WireHeaders(flow.request.headers.fields, {
+                "Authorization": (authorization, guard.redact_authorization(authorization))})
         flow.metadata[BRIDGES] = plan.bridges  # Autostart starts a stopped server only for the bridge's clients
 
 
@@ -126,19 +134,62 @@ class RewriteResponse:
             headers["location"] = route.rewrite_location(headers["location"], s.prefix, s.hub_origins)
         if cookies := headers.get_all("set-cookie"):
             headers.set_all("set-cookie", [route.rewrite_set_cookie(c, s.prefix) for c in cookies])
-        if s.hub_token and "text/html" in headers.get("content-type", "") and flow.response.status_code < 400:
-            # JupyterHub writes the token that authenticated a page into its page config. A page larger than
-            # JUPYTER_PROXY_STREAM_BODIES would stream past `response`: every page goes through the filter,
-            # which needs it uncompressed (pages are asked for so); a compressed one is left to `response`.
-            if headers.get("content-encoding", "identity").lower() == "identity":
-                flow.response.stream = credentials.BodyFilter(s.hub_token)
+        if s.hub_token and credentials.is_page(headers.get("content-type", "")):
             headers["Referrer-Policy"] = "same-origin"  # the browser's host name stays with the bridge
+            if flow.response.raw_content is None and streams(headers):  # a body to come, which mitmproxy streams
+                flow.response.stream = page_stream(flow.response, s.hub_token)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        s = self.config.settings
-        if s and s.hub_token and "text/html" in flow.response.headers.get("content-type", "") and flow.response.content:
-            # JupyterHub writes the token that authenticated a page into its page config.
-            flow.response.content = flow.response.content.replace(s.hub_token.encode(), b"")
+        """A page held whole (or an answer an addon made): the hub token out, decoded first."""
+        s, r = self.config.settings, flow.response
+        if not (s and s.hub_token and r.raw_content and credentials.is_page(r.headers.get("content-type", ""))):
+            return
+        try:
+            content = credentials.decoded(r.headers.get("content-encoding", ""), r.raw_content)
+        except ValueError:
+            flow.response = own_response(502, undecodable(r.headers.get("content-encoding", "")))
+            return
+        if s.hub_token.encode() in content:
+            r.headers.pop("content-encoding", None)
+            r.content = content.replace(s.hub_token.encode(), b"")  # Content-Length follows
+
+
+def streams(headers: http.Headers) -> bool:
+    """Whether mitmproxy streams this body (`stream_large_bodies`): when it is larger, or of unknown length
+    (mitmproxy would start streaming it midway, where no hook sees it)."""
+    limit = human.parse_size(ctx.options.stream_large_bodies)
+    length = headers.get("content-length", "")
+    return limit is not None and not (length.isdigit() and int(length) <= limit)
+
+
+def page_stream(response: http.Response, hub_token: str):
+    """The filter a streaming page passes through: the hub token blanked (JupyterHub writes the token that
+    authenticated a page into its page config), decoded first when the hub compressed it although asked for
+    identity. A page in a coding the bridge cannot undo becomes a 502."""
+    try:
+        decode = credentials.decoder(response.headers.get("content-encoding", ""))
+    except ValueError:
+        return refusal_stream(response, undecodable(response.headers.get("content-encoding", "")))
+    if decode:
+        response.headers.pop("content-encoding")
+        response.headers.pop("content-length", None)
+        response.headers["transfer-encoding"] = "chunked"
+    blank = credentials.BodyFilter(hub_token, decode)
+    # An empty chunk would end a chunked body: mitmproxy sends each chunk it is given.
+    return lambda chunk: [out] if (out := blank(chunk)) else []
+
+
+def undecodable(content_encoding: str) -> str:
+    return (f"The hub sent a page in a Content-Encoding the bridge cannot undo ({credentials.quoted(content_encoding)}"
+            "), so it cannot remove your hub token from it. Ask the hub's admins why it ignores "
+            "'Accept-Encoding: identity'.")
+
+
+def refusal_stream(response: http.Response, message: str):
+    """A streaming answer replaced, headers and body, by the bridge's own."""
+    own = own_response(502, message)
+    response.status_code, response.reason, response.headers = own.status_code, own.reason, own.headers
+    return lambda chunk: [] if chunk else [own.content]
 
 
 class Redact:
@@ -155,7 +206,7 @@ class Redact:
 def redact(flow: http.HTTPFlow) -> None:
     if auth := flow.request.headers.get("authorization"):
         flow.request.headers["authorization"] = guard.redact_authorization(auth)
-    if "token" in flow.request.path.lower():
+    if "?" in flow.request.path:
         flow.request.path = credentials.redact_query_tokens(flow.request.path)
-    if "token" in (referer := flow.request.headers.get("referer", "")).lower():  # of a request refused
+    if "?" in (referer := flow.request.headers.get("referer", "")):  # of a request refused
         flow.request.headers["referer"] = credentials.redact_query_tokens(referer)

@@ -1,9 +1,14 @@
 """Which credential travels upstream: JupyterHub 5+ reads tokens only from the Authorization header."""
 
 import re
+import zlib
+from collections.abc import Callable
 from urllib.parse import quote
 from urllib.parse import unquote_plus
 
+import brotli
+
+LOGIN = "bridge-login"  # the query parameter of a browser's single-use ticket to its cookie
 # Parameter separators a server might split a query on: '&', and ';' for older parsers.
 _SEPARATOR = re.compile(r"([&;])")
 
@@ -30,8 +35,8 @@ def pop_param(query: str, wanted: str) -> tuple[str, str | None]:
 
 
 def is_token_name(name: str) -> bool:
-    """Every spelling of a parameter name that a server might read as `token`."""
-    return unquote_plus(name).strip().lower() == "token"
+    """Every spelling of a parameter name that a server might read as `token`, and the browser's ticket."""
+    return unquote_plus(name).strip().lower() in ("token", LOGIN)
 
 
 def redact_query_tokens(target: str) -> str:
@@ -75,16 +80,67 @@ def quoted(value: str, limit: int = 40) -> str:
     return repr(value[:limit]) + ("…" if len(value) > limit else "")
 
 
+def is_page(content_type: str) -> bool:
+    """An HTML page (text/html, application/xhtml+xml, in any case), where JupyterHub writes the token that
+    authenticated it."""
+    return "html" in content_type.partition(";")[0].lower()
+
+
+class _Brotli:
+    def __init__(self) -> None:
+        self.decompressor = brotli.Decompressor()
+
+    def decompress(self, data: bytes) -> bytes:
+        return self.decompressor.process(data)
+
+    def flush(self) -> bytes:
+        return b""
+
+
+_DECODERS = {"gzip": lambda: zlib.decompressobj(47), "x-gzip": lambda: zlib.decompressobj(47),
+             "deflate": lambda: zlib.decompressobj(), "br": _Brotli}
+
+
+def decoder(content_encoding: str) -> Callable[[bytes], bytes] | None:
+    """Undoes a Content-Encoding chunk by chunk (b"" at the end); None for identity. Raises ValueError for a
+    coding it cannot undo."""
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip().lower() not in ("", "identity")]
+    if unknown := [c for c in codings if c not in _DECODERS]:
+        raise ValueError(f"Content-Encoding {quoted(', '.join(unknown))}")
+    if not codings:
+        return None
+    steps = [_DECODERS[c]() for c in reversed(codings)]  # applied in order, so undone in reverse
+
+    def decode(chunk: bytes) -> bytes:
+        end = not chunk
+        try:
+            for step in steps:
+                chunk = step.decompress(chunk) + (step.flush() if end else b"")
+        except (zlib.error, brotli.error) as e:
+            raise ValueError(f"Content-Encoding {quoted(content_encoding)}: {e}") from None
+        return chunk
+    return decode
+
+
+def decoded(content_encoding: str, body: bytes) -> bytes:
+    """A whole body with its Content-Encoding undone; ValueError as `decoder`, and for a body that is not in it."""
+    decode = decoder(content_encoding)
+    return decode(body) + decode(b"") if decode else body
+
+
 class BodyFilter:
     """Blanks a secret out of a body that streams through in chunks, also one split across chunks: each
-    occurrence becomes as many spaces, so Content-Length stays true. Call with b"" at the end for the rest."""
+    occurrence becomes as many spaces, so Content-Length stays true. Call with b"" at the end for the rest.
+    `decode`: a `decoder()` the body passes through first."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, decode: Callable[[bytes], bytes] | None = None) -> None:
         self.secret = secret.encode()
+        self.decode = decode
         self.held = b""  # the end of what came so far, which may be the start of the secret
 
     def __call__(self, chunk: bytes) -> bytes:
-        data = (self.held + chunk).replace(self.secret, b" " * len(self.secret))
+        data = self.held + (self.decode(chunk) if self.decode else chunk)
+        data = data.replace(self.secret, b" " * len(self.secret))
         keep = min(len(self.secret) - 1, len(data)) if chunk else 0
         self.held = data[len(data) - keep:] if keep else b""
         return data[:len(data) - keep]

@@ -24,18 +24,20 @@ class Redirect:
     set_cookie: str | None
 
 
-def request_changes(target: str, headers: Mapping[str, str], s: Settings,
+def request_changes(target: str, headers: Mapping[str, str], s: Settings, access: guard.BrowserAccess | None = None,
                     now: float | None = None) -> Forward | Redirect:
     """How a request goes upstream, or the redirect that answers a browser's login; raises route.Refused for a
-    request the bridge refuses. `headers` must look names up case-insensitively, as mitmproxy's Headers do."""
+    request the bridge refuses. `headers` must look names up case-insensitively, as mitmproxy's Headers do.
+    `access`: the running bridge's browser cookie and spent tickets (None: no browser session, as in `check`)."""
+    access = access or guard.BrowserAccess()
     guard.check_caller(headers, s)
     path, query = route.split_target(route.to_upstream(target, s.prefix, s.base_url))
     query, url_token = credentials.pop_query_token(query)
-    query, ticket = credentials.pop_param(query, guard.LOGIN)
+    query, ticket = credentials.pop_param(query, credentials.LOGIN)
     now = time.time() if now is None else now
-    if login := guard.browser_login(headers, url_token, ticket, s, now):
-        return login_redirect(target, login, s, now)
-    credential = guard.credential(headers, url_token, s)
+    if login := guard.browser_login(headers, url_token, ticket, s, access, now):
+        return login_redirect(target, login, s, access, now)
+    credential = guard.credential(headers, url_token, s, access)
     changes: dict[str, str | None] = {"Host": s.hub_authority}
     if credential.authorization:
         changes["Authorization"] = credential.authorization
@@ -43,8 +45,9 @@ def request_changes(target: str, headers: Mapping[str, str], s: Settings,
         changes["Cookie"] = guard.without_cookie(cookie, s.cookie_name) or None
     if headers.get("origin"):
         changes["Origin"] = s.hub_origin  # check_caller let only the bridge's own origin through
-    if s.hub_token and wants_a_page(headers):
-        # Pages come uncompressed, so that the hub token in them can be blanked as they stream through.
+    if s.hub_token:
+        # Answers come uncompressed, so that the hub token can be blanked from pages as they stream through
+        # (which answer is a page, only its headers say).
         changes["Accept-Encoding"] = "identity"
     if referer := headers.get("referer"):
         upstream = route.rewrite_referer(referer, guard.origins(s), s.hub_origin, s.prefix)
@@ -52,17 +55,13 @@ def request_changes(target: str, headers: Mapping[str, str], s: Settings,
     return Forward(path + query, changes, credential.bridges)
 
 
-def wants_a_page(headers: Mapping[str, str]) -> bool:
-    dest = (headers.get("sec-fetch-dest") or "").lower()
-    return dest in ("document", "iframe", "frame") or "text/html" in (headers.get("accept") or "").lower()
-
-
-def login_redirect(target: str, login: guard.Login, s: Settings, now: float) -> Redirect:
+def login_redirect(target: str, login: guard.BrowserLogin, s: Settings, access: guard.BrowserAccess,
+                   now: float) -> Redirect:
     """The same URL without the local secret: on the browser's host name with a ticket, or here with the cookie."""
     path, query = route.split_target(target)
     query, _ = credentials.pop_query_token(query)
-    query, _ = credentials.pop_param(query, guard.LOGIN)
+    query, _ = credentials.pop_param(query, credentials.LOGIN)
     if login.origin:
-        ticket = f"{guard.LOGIN}={guard.login_ticket(s.local_secret, now)}"
+        ticket = f"{credentials.LOGIN}={guard.login_ticket(s.local_secret, now)}"
         return Redirect(f"{login.origin}{path}{query}{'&' if query else '?'}{ticket}", None)
-    return Redirect(path + query, guard.session_cookie(s))
+    return Redirect(path + query, access.session_cookie(s))

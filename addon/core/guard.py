@@ -7,6 +7,7 @@ page on another port of 127.0.0.1 or localhost never receives it; the connect UR
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,18 +19,12 @@ from addon.core.route import Refused
 from addon.core.settings import Settings
 from addon.core.settings import is_loopback
 
-LOGIN = "bridge-login"  # the query parameter of a short-lived ticket that carries a browser to its host name
 TICKET_SECONDS = 60
 COOKIE_FETCH_SITES = (None, "same-origin", "none")  # a cookie comes only with the browser's own requests
 
 
 def _mac(secret: str, purpose: str) -> str:
     return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()
-
-
-def cookie_value(local_secret: str) -> str:
-    """What the browser cookie holds: derived from the local secret, so the secret itself is never stored."""
-    return hashlib.sha256(f"jupyterhub-bridge-cookie:{local_secret}".encode()).hexdigest()
 
 
 @lru_cache(maxsize=8)
@@ -56,15 +51,50 @@ def origins(s: Settings) -> frozenset[str]:
 
 
 def login_ticket(local_secret: str, now: float) -> str:
-    expires = int(now) + TICKET_SECONDS
-    return f"{expires}.{_mac(local_secret, f'login:{expires}')[:32]}"
+    """A browser's pass to its cookie, for one use within TICKET_SECONDS. The local secret alone makes and checks
+    it: `./run.sh open` makes them in its own process, and the running bridge takes each once."""
+    expires, nonce = int(now) + TICKET_SECONDS, secrets.token_hex(8)
+    return f"{expires}.{nonce}.{_ticket_mac(local_secret, expires, nonce)}"
 
 
-def valid_ticket(ticket: str, local_secret: str, now: float) -> bool:
-    expires, _, mac = ticket.partition(".")
-    if not expires.isdigit() or not now <= int(expires) <= now + TICKET_SECONDS:
-        return False
-    return same(mac, _mac(local_secret, f"login:{expires}")[:32])
+def _ticket_mac(local_secret: str, expires: int, nonce: str) -> str:
+    return _mac(local_secret, f"login:{expires}.{nonce}")[:32]
+
+
+def ticket_nonce(ticket: str, local_secret: str, now: float) -> tuple[str, int] | None:
+    """The nonce and expiry of a genuine ticket that has not expired; None for any other text."""
+    expires, nonce, mac = (ticket.split(".", 2) + ["", ""])[:3]
+    if not expires.isdigit() or not now <= int(expires) <= now + TICKET_SECONDS or not nonce:
+        return None
+    return (nonce, int(expires)) if same(mac, _ticket_mac(local_secret, int(expires), nonce)) else None
+
+
+class BrowserAccess:
+    """The browser's way in for one run of the bridge: the cookie's value, random per run (so no copy of it
+    outlives the run, and it is no function of the local token), and the tickets spent, each kept until it
+    expires so that a ticket gets one cookie only."""
+
+    def __init__(self) -> None:
+        self.cookie = secrets.token_hex(32)
+        self.spent: dict[str, int] = {}  # nonce -> expiry
+
+    def redeem(self, ticket: str, local_secret: str, now: float) -> bool:
+        found = ticket_nonce(ticket, local_secret, now)
+        self.spent = {nonce: expires for nonce, expires in self.spent.items() if expires >= now}
+        if found is None or found[0] in self.spent:
+            return False
+        self.spent[found[0]] = found[1]
+        return True
+
+    def has_cookie(self, headers: Mapping[str, str], s: Settings) -> bool:
+        """The browser's cookie, on the browser's own host name (elsewhere it can only be a replay)."""
+        browser = browser_of(s)
+        if browser and (headers.get("host") or "").strip().lower() != browser:
+            return False
+        return same(request_cookie(headers, s.cookie_name), self.cookie)
+
+    def session_cookie(self, s: Settings) -> str:
+        return f"{s.cookie_name}={self.cookie}; Path=/; HttpOnly; SameSite=Strict"
 
 
 def same(a: str, b: str) -> bool:
@@ -99,7 +129,8 @@ class Credential:
     # stopped server may be started for it
 
 
-def credential(headers: Mapping[str, str], query_token: str | None, s: Settings) -> Credential:
+def credential(headers: Mapping[str, str], query_token: str | None, s: Settings,
+               access: BrowserAccess) -> Credential:
     """Which credential goes upstream; raise Refused(401) when the request has none.
     `query_token` is the `?token=` the client sent, already removed from the URL."""
     header = headers.get("authorization")
@@ -116,32 +147,25 @@ def credential(headers: Mapping[str, str], query_token: str | None, s: Settings)
         return Credential(header if credentials.header_token(header) else f"token {presented}")
     if not s.local_secret:
         return ours
-    if has_cookie(headers, s):
+    if access.has_cookie(headers, s):
         if fetch_site(headers) not in COOKIE_FETCH_SITES:
             raise Refused(403, "Refused a request that only the browser's cookie authenticates from a page that "
                                "is not the bridge's own (Sec-Fetch-Site: same-site).")
         return ours
     raise Refused(401, f"No valid token: connect with the URL the bridge printed at start "
                        f"({s.connect_url}?token=<the bridge's token>), or send 'Authorization: token <the "
-                       "bridge's token>'. The bridge's token is JUPYTER_PROXY_TOKEN, or printed in its banner.")
-
-
-def has_cookie(headers: Mapping[str, str], s: Settings) -> bool:
-    """The browser's cookie, on the browser's own host name (elsewhere it can only be a replay)."""
-    browser = browser_of(s)
-    if browser and (headers.get("host") or "").strip().lower() != browser:
-        return False
-    return same(request_cookie(headers, s.cookie_name), cookie_value(s.local_secret))
+                       "bridge's token>'. The bridge's token is JUPYTER_PROXY_TOKEN, or printed in its banner. "
+                       "A browser: run './run.sh open' for a URL of its own.")
 
 
 @dataclass(frozen=True)
-class Login:
+class BrowserLogin:
     """A browser navigated here with the local secret (or a ticket): send it on without the secret in its URL."""
     origin: str  # where it goes next: the browser's own host name with a ticket, or "" (here, with the cookie)
 
 
 def browser_login(headers: Mapping[str, str], query_token: str | None, ticket: str | None, s: Settings,
-                  now: float) -> Login | None:
+                  access: BrowserAccess, now: float) -> BrowserLogin | None:
     """A navigation that presents the local secret gets its cookie, on the browser's own host name, and a
     redirect to the same URL without the secret (as Jupyter's own login does)."""
     if (headers.get("sec-fetch-mode") or "").strip().lower() != "navigate" or not s.hub_token or not s.local_secret:
@@ -149,11 +173,11 @@ def browser_login(headers: Mapping[str, str], query_token: str | None, ticket: s
     host = (headers.get("host") or "").strip().lower()
     browser = browser_of(s)
     if not (query_token and same(query_token, s.local_secret)
-            or ticket and host == browser and valid_ticket(ticket, s.local_secret, now)):
+            or ticket and host == (browser or host) and access.redeem(ticket, s.local_secret, now)):
         return None
     if browser and host != browser:
-        return Login(f"http://{browser}")
-    return Login("")
+        return BrowserLogin(f"http://{browser}")
+    return BrowserLogin("")
 
 
 def request_cookie(headers: Mapping[str, str], name: str) -> str:
@@ -170,10 +194,6 @@ def without_cookie(cookie_header: str, name: str) -> str:
     """The Cookie header minus the bridge's own cookie, which the hub never needs to see."""
     kept = [c for c in cookie_header.split(";") if c.strip().partition("=")[0] != name]
     return ";".join(kept).strip()
-
-
-def session_cookie(s: Settings) -> str:
-    return f"{s.cookie_name}={cookie_value(s.local_secret)}; Path=/; HttpOnly; SameSite=Strict"
 
 
 def redact_cookie(set_cookie: str) -> str:

@@ -1,3 +1,7 @@
+import gzip
+import zlib
+
+import brotli
 import pytest
 
 from addon.core import credentials
@@ -75,3 +79,60 @@ def test_body_filter_blanks_a_secret_split_across_chunks(size):
     out = b"".join(f(body[i:i + size]) for i in range(0, len(body), size)) + f(b"")
     assert len(out) == len(body) and secret.encode() not in out
     assert out == body.replace(secret.encode(), b" " * len(secret))
+
+
+@pytest.mark.parametrize("target, redacted", [
+    # Issue 18.6: the browser's ticket is redacted wherever a token is
+    ("/lab?bridge-login=1060.abcdef.0123456789abcdef", "/lab?bridge-login=%E2%80%A6cdef"),
+    ("http://x.localhost:8000/lab?a=1&Bridge-Login=1060.abcdef.0123456789abcdef",
+     "http://x.localhost:8000/lab?a=1&Bridge-Login=%E2%80%A6cdef"),
+])
+def test_the_ticket_is_redacted_as_a_token_is(target, redacted):
+    assert credentials.redact_query_tokens(target) == redacted
+    assert "bridge-login" not in credentials.without_query_tokens(target).lower()
+
+
+@pytest.mark.parametrize("content_type, page", [
+    ("text/html", True), ("text/html; charset=UTF-8", True), ("Text/HTML", True), ("TEXT/HTML;charset=utf-8", True),
+    ("application/xhtml+xml", True), (" application/XHTML+xml ; charset=utf-8", True),
+    ("application/json", False), ("text/plain; note=html", False), ("", False),
+])
+def test_is_page(content_type, page):
+    """Issue 18.5: `Text/HTML` and `application/xhtml+xml` were not pages to the filter."""
+    assert credentials.is_page(content_type) == page
+
+
+PAGE = b'<script>{"token": "5fc3b6bb84e54872a8b2235a7d2047c9"}</script>' * 50
+CODINGS = {"gzip": gzip.compress, "x-gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress,
+           "GZIP": gzip.compress, "gzip, br": lambda b: brotli.compress(gzip.compress(b)),
+           "identity": lambda b: b, "": lambda b: b, "br, identity": brotli.compress}
+
+
+@pytest.mark.parametrize("coding", list(CODINGS))
+@pytest.mark.parametrize("size", [1, 7, 100, 100_000])
+def test_decoder_undoes_each_coding_chunk_by_chunk(coding, size):
+    encoded = CODINGS[coding](PAGE)
+    decode = credentials.decoder(coding) or (lambda chunk: chunk)
+    out = b"".join(decode(encoded[i:i + size]) for i in range(0, len(encoded), size)) + decode(b"")
+    assert out == PAGE and credentials.decoded(coding, encoded) == PAGE
+
+
+@pytest.mark.parametrize("coding", ["compress", "zstd", "gzip, compress"])
+def test_decoder_refuses_codings_it_cannot_undo(coding):
+    with pytest.raises(ValueError, match="Content-Encoding"):
+        credentials.decoder(coding)
+
+
+def test_decoded_refuses_a_body_that_is_not_in_its_coding():
+    with pytest.raises(ValueError, match="gzip"):
+        credentials.decoded("gzip", b"not gzip at all")
+
+
+@pytest.mark.parametrize("size", [1, 3, 33, 1000])
+def test_body_filter_decodes_first(size):
+    """Issue 18.5: a gzip page streamed past the filter with the hub token in it."""
+    secret = "5fc3b6bb84e54872a8b2235a7d2047c9"
+    encoded = gzip.compress(PAGE)
+    f = credentials.BodyFilter(secret, credentials.decoder("gzip"))
+    out = b"".join(f(encoded[i:i + size]) for i in range(0, len(encoded), size)) + f(b"")
+    assert out == PAGE.replace(secret.encode(), b" " * len(secret))

@@ -47,7 +47,8 @@ def test_foreign_callers_get_403(headers, words):
 
 
 BROWSER = guard.browser_of(S)
-COOKIE = f"jupyterhub-bridge-8000={guard.cookie_value(LOCAL)}"
+ACCESS = guard.BrowserAccess()  # one run of the bridge
+COOKIE = f"jupyterhub-bridge-8000={ACCESS.cookie}"
 OURS = guard.Credential(f"token {HUB_TOKEN}", bridges=True)
 
 
@@ -72,7 +73,7 @@ OURS = guard.Credential(f"token {HUB_TOKEN}", bridges=True)
     (make(hub_token=""), Headers(), None, guard.Credential(None)),
 ])
 def test_credential(s, headers, query_token, expected):
-    assert guard.credential(headers, query_token, s) == expected
+    assert guard.credential(headers, query_token, s, ACCESS) == expected
 
 
 def test_the_browser_host_is_a_secret_localhost_name():
@@ -88,17 +89,17 @@ def test_the_browser_host_is_a_secret_localhost_name():
 def test_the_cookie_alone_is_refused_from_other_pages(fetch_site):
     """Issue 12.2: other ports of the same host name are same-site: <img>, <script>, no-cors fetch."""
     with pytest.raises(Refused, match="cookie") as e:
-        guard.credential(Headers(host=BROWSER, cookie=COOKIE, sec_fetch_site=fetch_site), None, S)
+        guard.credential(Headers(host=BROWSER, cookie=COOKIE, sec_fetch_site=fetch_site), None, S, ACCESS)
     assert e.value.status == 403
     # with the token itself, a same-site request is what it was
-    assert guard.credential(Headers(host=BROWSER, sec_fetch_site="same-site"), LOCAL, S) == OURS
+    assert guard.credential(Headers(host=BROWSER, sec_fetch_site="same-site"), LOCAL, S, ACCESS) == OURS
 
 
 def test_the_cookie_counts_only_on_the_browsers_host_name():
     """Issue 12.1: a cookie presented at 127.0.0.1 or localhost can only be a replay."""
     for host in ("127.0.0.1:8000", "localhost:8000"):
         with pytest.raises(Refused) as e:
-            guard.credential(Headers(host=host, cookie=COOKIE), None, S)
+            guard.credential(Headers(host=host, cookie=COOKIE), None, S, ACCESS)
         assert e.value.status == 401
 
 
@@ -106,24 +107,64 @@ NAV = {"sec_fetch_mode": "navigate", "sec_fetch_site": "none"}
 
 
 def test_login_sends_a_browser_to_its_host_name_with_a_short_ticket():
+    access = guard.BrowserAccess()
     plan = forward.request_changes(f"/lab/tree?reset&token={LOCAL}", Headers(host="127.0.0.1:8000", **NAV), S,
-                                   now=1000)
+                                   access, now=1000)
     assert isinstance(plan, forward.Redirect) and plan.set_cookie is None
     prefix = f"http://{BROWSER}/lab/tree?reset&bridge-login="
     assert plan.location.startswith(prefix) and LOCAL not in plan.location
     ticket = plan.location[len(prefix):]
-    assert guard.valid_ticket(ticket, LOCAL, 1000) and guard.valid_ticket(ticket, LOCAL, 1060)
-    assert not guard.valid_ticket(ticket, LOCAL, 1061) and not guard.valid_ticket(ticket, "other", 1000)
-    # there, the ticket gets the cookie and the same URL without it
-    there = forward.request_changes(f"/lab/tree?reset&bridge-login={ticket}", Headers(host=BROWSER, **NAV), S,
-                                    now=1010)
-    assert there == forward.Redirect("/lab/tree?reset", guard.session_cookie(S))
-    assert guard.cookie_value(LOCAL) in there.set_cookie and LOCAL not in there.set_cookie
-    # a ticket is no credential elsewhere, nor late, nor outside a navigation
+    assert guard.ticket_nonce(ticket, LOCAL, 1000) and guard.ticket_nonce(ticket, LOCAL, 1060)
+    assert not guard.ticket_nonce(ticket, LOCAL, 1061) and not guard.ticket_nonce(ticket, "other", 1000)
+    # a ticket is no credential elsewhere, nor late, nor outside a navigation (and none of these spends it)
     for headers, now in [(Headers(host="127.0.0.1:8000", **NAV), 1010), (Headers(host=BROWSER, **NAV), 2000),
                          (Headers(host=BROWSER), 1010)]:
         with pytest.raises(Refused):
-            forward.request_changes(f"/lab?bridge-login={ticket}", headers, S, now=now)
+            forward.request_changes(f"/lab?bridge-login={ticket}", headers, S, access, now=now)
+    # there, the ticket gets the cookie and the same URL without it
+    there = forward.request_changes(f"/lab/tree?reset&bridge-login={ticket}", Headers(host=BROWSER, **NAV), S,
+                                    access, now=1010)
+    assert there == forward.Redirect("/lab/tree?reset", access.session_cookie(S))
+    assert access.cookie in there.set_cookie and LOCAL not in there.set_cookie
+
+
+def test_a_ticket_gets_one_cookie_only():
+    """Issue 18.6: 3 of 3 replays within the minute got the cookie."""
+    access = guard.BrowserAccess()
+    ticket = guard.login_ticket(LOCAL, 1000)
+    first = forward.request_changes(f"/lab?bridge-login={ticket}", Headers(host=BROWSER, **NAV), S, access, now=1001)
+    assert first == forward.Redirect("/lab", access.session_cookie(S))
+    for now in (1002, 1059):
+        with pytest.raises(Refused) as e:
+            forward.request_changes(f"/lab?bridge-login={ticket}", Headers(host=BROWSER, **NAV), S, access, now=now)
+        assert e.value.status == 401
+    # another ticket still works, and spent tickets are forgotten once they expire
+    assert access.redeem(guard.login_ticket(LOCAL, 1000), LOCAL, 1003)
+    assert access.redeem(guard.login_ticket(LOCAL, 2000), LOCAL, 2000) and len(access.spent) == 1
+
+
+@pytest.mark.parametrize("ticket", [
+    "", "1060", "1060.", "1060.abc", "x.abc.def", f"1060.nonce.{'0' * 32}", f"9999.nonce.{'0' * 32}",
+])
+def test_forged_tickets_are_refused(ticket):
+    assert guard.ticket_nonce(ticket, LOCAL, 1000) is None
+    assert not guard.BrowserAccess().redeem(ticket, LOCAL, 1000)
+
+
+def test_a_ticket_is_checked_with_the_local_token_alone():
+    """`./run.sh open` makes tickets in its own process: the bridge needs nothing of it but the token."""
+    made_elsewhere = guard.login_ticket(LOCAL, 1000)
+    assert guard.BrowserAccess().redeem(made_elsewhere, LOCAL, 1000)
+    assert not guard.BrowserAccess().redeem(made_elsewhere, "another-local-secret", 1000)
+    assert made_elsewhere != guard.login_ticket(LOCAL, 1000)  # a nonce each
+
+
+def test_the_cookie_is_random_per_run_and_no_function_of_the_local_token():
+    """Issue 18.6: the cookie value was sha256 of the local token, the same at every start."""
+    one, two = guard.BrowserAccess(), guard.BrowserAccess()
+    assert one.cookie != two.cookie and len(one.cookie) == 64
+    assert one.has_cookie(Headers(host=BROWSER, cookie=f"jupyterhub-bridge-8000={one.cookie}"), S)
+    assert not two.has_cookie(Headers(host=BROWSER, cookie=f"jupyterhub-bridge-8000={one.cookie}"), S)
 
 
 @pytest.mark.parametrize("target, location", [
@@ -131,14 +172,18 @@ def test_login_sends_a_browser_to_its_host_name_with_a_short_ticket():
 ])
 def test_login_on_the_browsers_host_name_drops_the_token_from_the_url(target, location):
     """Issue 9.2: the local token leaves the address bar, the history and every Referer."""
-    assert forward.request_changes(target, Headers(host=BROWSER, **NAV), S) == forward.Redirect(
-        location, guard.session_cookie(S))
+    assert forward.request_changes(target, Headers(host=BROWSER, **NAV), S, ACCESS) == forward.Redirect(
+        location, ACCESS.session_cookie(S))
 
 
 def test_login_off_loopback_sets_the_cookie_on_the_bridges_own_name():
     s = make(listen="0.0.0.0")
-    assert forward.request_changes(f"/lab?token={LOCAL}", Headers(host="0.0.0.0:8000", **NAV), s) == forward.Redirect(
-        "/lab", guard.session_cookie(s))
+    assert forward.request_changes(f"/lab?token={LOCAL}", Headers(host="0.0.0.0:8000", **NAV), s,
+                                   ACCESS) == forward.Redirect("/lab", ACCESS.session_cookie(s))
+    # a ticket (of ./run.sh open) counts there too, where there is no browser name
+    ticket = guard.login_ticket(LOCAL, 1000)
+    assert forward.request_changes(f"/lab?bridge-login={ticket}", Headers(host="0.0.0.0:8000", **NAV), s,
+                                   ACCESS, now=1000) == forward.Redirect("/lab", ACCESS.session_cookie(s))
 
 
 @pytest.mark.parametrize("headers, target", [
@@ -185,7 +230,7 @@ def test_a_refusal_quotes_only_the_start_of_a_huge_host():
 ])
 def test_no_credential_gets_401_saying_how_to_connect(headers, query_token):
     with pytest.raises(Refused, match=r"http://127.0.0.1:8000/\?token=<the bridge's token>") as e:
-        guard.credential(headers, query_token, S)
+        guard.credential(headers, query_token, S, ACCESS)
     assert e.value.status == 401
     assert LOCAL not in e.value.message and HUB_TOKEN not in e.value.message
 
@@ -253,7 +298,7 @@ def test_only_the_bridges_own_origin_is_ever_forwarded_with_the_hub_token(host, 
     elif via == "cookie":
         headers["cookie"] = COOKIE
     try:
-        plan = forward.request_changes(target, headers, S)
+        plan = forward.request_changes(target, headers, S, ACCESS)
     except Refused:
         return
     assert plan.headers.get("Authorization") == f"token {HUB_TOKEN}"
@@ -265,18 +310,35 @@ def test_only_the_bridges_own_origin_is_ever_forwarded_with_the_hub_token(host, 
 
 
 def test_redact_cookie():
-    assert guard.redact_cookie(guard.session_cookie(S)) == (
-        f"jupyterhub-bridge-8000=…{guard.cookie_value(LOCAL)[-4:]}; Path=/; HttpOnly; SameSite=Strict")
+    assert guard.redact_cookie(ACCESS.session_cookie(S)) == (
+        f"jupyterhub-bridge-8000=…{ACCESS.cookie[-4:]}; Path=/; HttpOnly; SameSite=Strict")
 
 
-@pytest.mark.parametrize("headers, identity", [
-    (Headers(sec_fetch_dest="document", accept_encoding="gzip, br"), True),
-    (Headers(accept="text/html,application/xhtml+xml", accept_encoding="gzip"), True),
-    (Headers(accept="application/json", accept_encoding="gzip"), False),
+@pytest.mark.parametrize("headers", [
+    Headers(sec_fetch_dest="document", accept_encoding="gzip, br"),
+    Headers(accept="text/html,application/xhtml+xml", accept_encoding="gzip"),
+    Headers(accept="application/json", accept_encoding="gzip"),  # issue 18.5: which answer is a page, only
+    Headers(accept="*/*", accept_encoding="gzip, deflate, br"),  # its own headers say
+    Headers(authorization="token theirs", accept_encoding="gzip"),
 ])
-def test_pages_are_asked_for_uncompressed(headers, identity):
-    """Issue 12.3: the hub token is blanked from pages as they stream, which needs them uncompressed."""
-    headers.update(host="127.0.0.1:8000", authorization=f"token {LOCAL}")
-    plan = forward.request_changes("/lab", headers, S)
-    assert (plan.headers.get("Accept-Encoding") == "identity") == identity
-    assert "Accept-Encoding" not in forward.request_changes("/lab", headers, make(hub_token="")).headers
+def test_every_answer_is_asked_for_uncompressed_with_a_hub_token(headers):
+    """Issues 12.3 and 18.5: the hub token is blanked from pages as they stream, which needs them uncompressed."""
+    headers.update(host="127.0.0.1:8000")
+    headers.setdefault("authorization", f"token {LOCAL}")
+    assert forward.request_changes("/lab", headers, S, ACCESS).headers["Accept-Encoding"] == "identity"
+    assert "Accept-Encoding" not in forward.request_changes("/lab", headers, make(hub_token=""), ACCESS).headers
+
+
+def test_open_prints_a_single_use_url_on_the_browser_name():
+    """Issue 18.6: `./run.sh open` gives a browser its own way in, without the IDE's permanent token."""
+    from addon.commands import open as open_command
+    url = open_command.login_url(S, 1000)
+    assert url.startswith(f"http://{BROWSER}/lab?bridge-login=") and LOCAL not in url
+    ticket = url.partition("bridge-login=")[2]
+    access = guard.BrowserAccess()
+    assert forward.request_changes(f"/lab?bridge-login={ticket}", Headers(host=BROWSER, **NAV), S, access,
+                                   now=1001) == forward.Redirect("/lab", access.session_cookie(S))
+    assert open_command.login_url(make(local=""), 1000) == "http://127.0.0.1:8000/lab"
+    assert "no hub token" in open_command.cannot_open(make(hub_token=""), True)
+    assert "new token at each start" in open_command.cannot_open(S, False)
+    assert open_command.cannot_open(S, True) is None
