@@ -1,5 +1,5 @@
 // JupyterLab in headless Chromium, opened at the bridge's connect URL: new notebook, run a cell.
-// node lab.mjs <connect url> <screenshot.png>  -> prints the cell's output as JSON.
+// node lab.mjs <connect url> <screenshot.png>  -> prints the cell's output, the URL and the cookies as JSON.
 import { chromium } from 'playwright-core';
 
 const [url, screenshot] = process.argv.slice(2);
@@ -28,7 +28,8 @@ try {
     await page.keyboard.press('Control+Enter');
     await output.waitFor({ timeout: 3000 }).catch(() => {});
   }
-  console.log(JSON.stringify({ output: await output.innerText(), url: page.url() }));
+  const cookies = (await page.context().cookies()).map(c => ({ name: c.name, value: c.value }));
+  console.log(JSON.stringify({ output: await output.innerText(), url: page.url(), cookies }));
 } finally {
   if (screenshot) await page.screenshot({ path: screenshot });
   await browser.close();

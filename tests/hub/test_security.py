@@ -3,6 +3,7 @@
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -109,6 +110,32 @@ def test_browser_login_flow(bridge, hub_token):
     # a ticket is no credential for a plain client, nor on another host name
     ticket_only = httpx.get(f"{bridge.url}/{rest}", headers=host)
     assert ticket_only.status_code == 401
+    # and it gets one cookie only (issue 18.6: 3 of 3 replays within the minute got it)
+    replay = httpx.get(f"{bridge.url}/{rest}", headers={**nav, **host})
+    assert replay.status_code == 401 and "set-cookie" not in replay.headers
+
+
+def test_open_gives_a_browser_a_single_use_url(bridge):
+    """Issue 18.6: `./run.sh open` prints a URL on the browser name that the running bridge takes once, so the
+    IDE's permanent token need not be typed into a browser; the ticket stays out of the bridge's log."""
+    env = {**bridge.env, "JUPYTER_PROXY_TOKEN": bridge.token, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "addon.commands.open", "--no-open"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    url = r.stdout.strip().rsplit(" ", 1)[1]
+    assert bridge.token not in r.stdout and "/lab?bridge-login=" in url
+    browser_host, _, rest = url.removeprefix("http://").partition("/")
+    assert browser_host.endswith(f".localhost:{bridge.port}")
+    nav = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none", "Sec-Fetch-Dest": "document", "Host": browser_host}
+    first = httpx.get(f"{bridge.url}/{rest}", headers=nav)
+    assert first.status_code == 302 and first.headers["location"] == "/lab"
+    jar = first.headers["set-cookie"].split(";")[0]
+    status = httpx.get(f"{bridge.url}/api/status", headers={"Host": browser_host, "Cookie": jar}, timeout=60)
+    assert status.status_code == 200
+    replay = httpx.get(f"{bridge.url}/{rest}", headers=nav)
+    assert replay.status_code == 401 and "set-cookie" not in replay.headers
+    ticket = rest.partition("bridge-login=")[2]
+    assert ticket not in bridge.log() and jar.split("=", 1)[1] not in bridge.log()
 
 
 def test_no_credential_is_401_with_how_to_connect(bridge):
