@@ -1,0 +1,161 @@
+"""Issue 18 point 4: a hostile hub cannot exhaust the client. A small TLS server on 127.0.0.1 answers like a hub,
+except for one crafted answer per test: a 300 MB user model, a 30 MB progress line without a newline, 200 000
+nested `[` as /hub/api. `./run.sh servers`, `start` and `check` end promptly with one line naming the hub and a
+non-zero exit, no traceback, and a bounded peak RSS."""
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+
+import pytest
+import trustme
+from bridge_process import ROOT
+from bridge_process import hub_env
+
+TLS_NAME = "hostile-hub"
+USER = {"name": "alice", "kind": "user", "token_id": "a1",
+        "scopes": ["access:servers!user=alice", "start:servers!user=alice", "read:servers!user=alice"]}
+STOPPED = {"name": "alice", "servers": {"": {"name": "", "ready": False, "pending": None, "stopped": True}}}
+MB = 2**20
+RUN_TIMEOUT = 60  # the old client ran until its start timeout (30 s here); the bounded one ends within seconds
+PROMPT = 15.0
+MAX_RSS_KB = 200 * 1024
+
+
+class Answers(BaseHTTPRequestHandler):
+    """A hub's REST API, crafted where `server.crafted` says so."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        crafted, path = self.server.crafted, self.path.split("?")[0].rstrip("/")
+        if path == "/hub/api" and crafted == "deep":
+            self.send(b"[" * 200_000)
+        elif path == "/hub/api/users/alice" and crafted == "huge":
+            self.stream(b'{"name": "alice", "servers": {}, "pad": "', 300 * MB, b'"}')
+        elif path == "/hub/api/users/alice/server/progress" and crafted == "long-line":
+            self.stream(b"data: ", 30 * MB, b"", content_type="text/event-stream")
+        else:
+            found = {"/hub/api": {"version": "6.1.1"}, "/hub/api/user": USER, "/hub/api/users/alice": STOPPED,
+                     "/hub/api/users/alice/shared": {"items": []}}.get(path)
+            self.send(json.dumps(found or {"message": "Not Found"}).encode(), 200 if found else 404)
+
+    def do_POST(self) -> None:
+        self.send(b"", 202)  # a start under way
+
+    def send(self, body: bytes, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def stream(self, head: bytes, size: int, tail: bytes, content_type: str = "application/json") -> None:
+        """`head`, `size` bytes of 'x' and `tail`, written a MiB at a time (never built in memory)."""
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(head) + size + len(tail)))
+        self.end_headers()
+        try:
+            self.wfile.write(head)
+            for _ in range(size // MB):
+                self.wfile.write(b"x" * MB)
+            self.wfile.write(tail)
+        except OSError:
+            pass  # the client hung up: what a bounded client does
+        self.close_connection = True
+
+
+class HostileHub(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, tls: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), Answers)
+        self.tls, self.crafted = tls, ""
+
+    def finish_request(self, request, client_address) -> None:
+        # The handshake in the request's own thread: `check` also connects without TLS, and hangs up.
+        try:
+            request = self.tls.wrap_socket(request, server_side=True)
+        except OSError:
+            return
+        super().finish_request(request, client_address)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    ca = trustme.CA()
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert(TLS_NAME).configure_cert(tls)
+    ca_file = tmp_path_factory.mktemp("hostile") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = HostileHub(tls)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, {"host": "127.0.0.1", "port": server.server_address[1], "tls_name": TLS_NAME,
+                   "ca_file": str(ca_file), "base_url": "/"}
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def run_sh(hub: dict, tmp_path, *args: str) -> tuple[int, str, float, int]:
+    """./run.sh ARGS against the hub: (exit status, stdout + stderr, seconds taken, peak RSS in KiB of the
+    subprocess and what it waited for). Killed after RUN_TIMEOUT."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JUPYTERHUB"))}
+    env.update(hub_env(hub), JUPYTERHUB_API_TOKEN="t" * 32, JUPYTER_START_TIMEOUT="30",
+               JUPYTER_PROXY_IP_OR_NAME="127.0.0.1", JUPYTER_PROXY_PORT="8123",
+               JUPYTERHUB_BRIDGE_HOME=str(tmp_path / "bridge-home"))
+    out = tmp_path / f"{args[0]}.out"
+    t0 = time.monotonic()
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen([str(ROOT / "run.sh"), *args], env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    kill = threading.Timer(RUN_TIMEOUT, os.killpg, (proc.pid, signal.SIGKILL))
+    kill.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)  # the rusage of this child alone, not of the whole session's
+    finally:
+        kill.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, out.read_text(errors="replace"), time.monotonic() - t0, usage.ru_maxrss
+
+
+def assert_refused(hub: dict, result: tuple[int, str, float, int], what: str) -> list[str]:
+    status, output, took, rss = result
+    assert "Traceback" not in output and "RecursionError" not in output, output[-3000:]
+    assert rss < MAX_RSS_KB, f"peak RSS {rss // 1024} MiB"
+    assert took < PROMPT, f"took {took:.1f} s: {output[-3000:]}"
+    assert status not in (0, -signal.SIGKILL), (status, output[-3000:])
+    named = [line for line in output.splitlines() if f"127.0.0.1:{hub['port']}" in line and what in line]
+    assert len(named) == 1, output[-3000:]
+    return output.splitlines()
+
+
+def test_servers_refuses_a_huge_user_model(hostile, tmp_path):
+    server, hub = hostile
+    server.crafted = "huge"
+    lines = assert_refused(hub, run_sh(hub, tmp_path, "servers"), "over 16 MiB")
+    assert lines[-1].startswith("error: "), lines
+
+
+def test_start_refuses_an_endless_progress_line(hostile, tmp_path):
+    server, hub = hostile
+    server.crafted = "long-line"
+    lines = assert_refused(hub, run_sh(hub, tmp_path, "start"), "event-stream line over 64 KiB")
+    assert lines[-1].startswith("error: "), lines
+
+
+def test_check_refuses_json_nested_too_deep(hostile, tmp_path):
+    server, hub = hostile
+    server.crafted = "deep"
+    lines = assert_refused(hub, run_sh(hub, tmp_path, "check"), "nested deeper than 64")
+    assert any(line.startswith("✗ ") for line in lines), lines
