@@ -109,44 +109,12 @@ cli() {
   exec "$ROOT/.venv/bin/python" -P -m addon.commands.cli "$@"
 }
 
-# demo_settings READY_FILE: the bridge's settings for the local hub, as shell assignments.
-demo_settings() {
-  "$ROOT/.venv/bin/python" - "$1" <<'PY'
-import json, shlex, sys
-hub = json.load(open(sys.argv[1]))
-user, account = next(iter(hub["users"].items()))
-for name, value in {
-    "JUPYTER_SERVER_IP_OR_NAME": hub["host"], "JUPYTER_SERVER_PORT": hub["port"],
-    "JUPYTER_SERVER_NAME": hub["tls_name"], "JUPYTER_CLUSTER_CA_CERT": hub["ca_file"],
-    "JUPYTER_USERNAME": user, "JUPYTERHUB_BASE_URL": hub["base_url"], "JUPYTERHUB_API_TOKEN": account["token"],
-}.items():
-    print(f"export {name}={shlex.quote(str(value))}")
-print(f"DEMO_HUB_URL={shlex.quote(hub['hub_url'])}")
-PY
-}
-
+# demo ARGS: a local JupyterHub with the bridge in front of it (devhub/demo.py); ARGS go to mitmdump.
 demo() {
   ensure_venv .venv requirements.txt
   ensure_venv .venv-hub requirements-hub.txt
   ensure_node
-  local work="$ROOT/.demo" ready
-  ready="$work/ready.json"
-  rm -f "$ready"; mkdir -p "$work"
-  echo "starting a local JupyterHub (log: $work/devhub.log)..."
-  (cd "$ROOT" && exec "$ROOT/.venv-hub/bin/python" -m devhub --workdir "$work" --ready-file "$ready") \
-    >"$work/devhub.log" 2>&1 &
-  DEMO_PID=$!
-  trap 'kill -TERM $DEMO_PID 2>/dev/null; wait $DEMO_PID 2>/dev/null; echo "demo stopped."' EXIT
-  trap 'exit 130' INT TERM
-  for _ in $(seq 240); do
-    [[ -f "$ready" ]] && break
-    kill -0 "$DEMO_PID" 2>/dev/null || { tail -n 20 "$work/devhub.log" >&2; echo "error: the hub did not start." >&2; exit 1; }
-    sleep 0.5
-  done
-  [[ -f "$ready" ]] || { echo "error: the hub took more than 2 minutes to start." >&2; exit 1; }
-  eval "$(demo_settings "$ready")"
-  echo "demo hub: $DEMO_HUB_URL (user $JUPYTER_USERNAME); Ctrl-C stops the hub and the bridge."
-  "$ROOT/.venv/bin/python" -m addon.commands.launch dump "$@"
+  exec "$ROOT/.venv/bin/python" -P -m devhub.demo "$@"
 }
 
 run_bench() {

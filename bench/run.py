@@ -20,6 +20,8 @@ from bench import startup
 from bench.measure import Target
 from bench.report import table
 from bench.workloads import files, kernel_exec, kernel_output, rest_concurrent, rest_sequential
+from devhub import launcher
+from devhub.launcher import DevHubFailed, DevHubProcess
 from devhub.ports import free_ports
 from devhub.stop import die_with_parent, stop_processes
 from devhub.tls import client_context
@@ -50,17 +52,13 @@ def clean_env() -> dict[str, str]:
             if not k.startswith(("JUPYTER", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"))}
 
 
-def start_hub(procs: Processes) -> dict:
-    ready = procs.workdir / "hub" / "ready.json"
-    p = procs.start("devhub", [str(ROOT / ".venv-hub/bin/python"), "-m", "devhub", "--workdir",
-                               str(procs.workdir / "hub"), "--ready-file", str(ready),
-                               "--iopub-data-rate-limit", "1000000000"], clean_env())
-    deadline = time.monotonic() + 180
-    while not ready.exists():
-        if p.poll() is not None or time.monotonic() > deadline:
-            sys.exit(f"the hub did not start; see {p.log_path}")
-        time.sleep(0.2)
-    return json.loads(ready.read_text())
+def start_hub(workdir: Path) -> DevHubProcess:
+    """devhub with the iopub rate limit raised (500 MB of kernel output)."""
+    try:
+        return launcher.start(workdir / "hub", output=workdir / "devhub.log", timeout=180,
+                              iopub_data_rate_limit=1_000_000_000)
+    except DevHubFailed as e:
+        sys.exit(f"the hub did not start: {e}")
 
 
 def wait_port(p: subprocess.Popen, port: int, timeout: float = 60) -> None:
@@ -104,7 +102,7 @@ def start_targets(procs: Processes, hub: dict, web: bool) -> list[Target]:
         w = procs.start("bridge-web", [str(ROOT / "run.sh"), "web", "--set", f"web_port={web_ui}"],
                         bridge_env | {"JUPYTER_PROXY_PORT": str(web_port)})
         targets.append(Target("web", "127.0.0.1", web_port, f"token {SECRET}", pid=w.pid))
-    for t, p in zip(targets[1:], procs.procs[1:]):
+    for t, p in zip(targets[1:], procs.procs):  # direct has no process
         wait_port(p, t.port)
     return targets
 
@@ -126,9 +124,10 @@ def run(args) -> dict:
     results: dict[str, dict] = {}
     workdir = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
     procs = Processes(workdir)
+    print(f"starting the hub, plain mitmdump and the bridge (logs: {workdir})...", flush=True)
+    devhub = start_hub(workdir)
+    hub = devhub.info
     try:
-        print(f"starting the hub, plain mitmdump and the bridge (logs: {workdir})...", flush=True)
-        hub = start_hub(procs)
         targets = start_targets(procs, hub, args.web)
         fast = [t for t in targets if t.name != "web"]  # mitmweb is for memory, not speed
         rss0 = {t.name: measure.status(t.pid)["VmRSS"] for t in targets if t.pid}
@@ -159,6 +158,7 @@ def run(args) -> dict:
         results["startup"] = startup.measure(hub, workdir, 3 if args.quick else args.starts, clean_env())
     finally:
         procs.stop()
+        devhub.stop()
     return results
 
 

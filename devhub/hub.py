@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 from devhub import ADMIN_SERVICE, TLS_NAME
-from devhub.config import hub_settings, write_config
+from devhub.config import auth_record, hub_settings, oauth_client, write_config
 from devhub.hubapi import HubAPI, HubAPIError
 from devhub.ports import free_ports, port_is_free
 from devhub.procs import process_tree, stop_leftovers
 from devhub.stop import die_with_parent, stop_processes
-from devhub.tls import NamedHTTPSConnection, client_context, make_certs
+from devhub.tls import PublicSide, make_certs
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CHP = PACKAGE_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -62,23 +62,6 @@ def log_tail(log: Path, n: int = 25) -> str:
         return "(no log)"
 
 
-class PublicSide:
-    """GETs through the public TLS proxy, dialling 127.0.0.1 and verifying the name ``jupyterhub``."""
-
-    def __init__(self, port: int, ca_file: Path):
-        self.port, self.context = port, client_context(ca_file)
-
-    def status(self, path: str, token: str | None = None) -> int:
-        conn = NamedHTTPSConnection("127.0.0.1", self.port, tls_name=TLS_NAME, context=self.context, timeout=10)
-        try:
-            conn.request("GET", path, headers={"Authorization": f"token {token}"} if token else {})
-            resp = conn.getresponse()
-            resp.read()
-            return resp.status
-        finally:
-            conn.close()
-
-
 class DevHub:
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -88,6 +71,7 @@ class DevHub:
         self.log_path = self.workdir / "hub.log"
         self.ready_file: Path | None = args.ready_file.resolve() if args.ready_file else None
         self.deadline = 0.0
+        self.oauth = oauth_client(args.oauth_client, args.oauth_port, args.oauth_require_pkce)
 
     # --- waiting helpers -------------------------------------------------------------------
     def check(self) -> None:
@@ -134,6 +118,9 @@ class DevHub:
         info = self._ready_info(ports, certs, api, admin_token, users, round(time.monotonic() - t0, 2))
         if self.ready_file:
             write_json_atomic(self.ready_file, info)
+        if self.args.ready_fd is not None:  # after the file: the launcher reads it when the line arrives
+            with os.fdopen(self.args.ready_fd, "wb") as pipe:
+                pipe.write(b"ready\n")
         say(f"devhub ready: {info['hub_url']} (TLS name {TLS_NAME}, CA {info['ca_file']})"
             f" in {info['start_seconds']}s")
         return info
@@ -162,7 +149,7 @@ class DevHub:
         a = self.args
         options = {"authenticator": a.authenticator, "users": a.users, "sharing": a.sharing,
                    "iopub_data_rate_limit": a.iopub_data_rate_limit, "spawn_fail": a.spawn_fail,
-                   "spawn_delay": a.spawn_delay}
+                   "spawn_delay": a.spawn_delay, "record_auth": a.record_auth, "oauth_client": self.oauth}
         commands = {"chp_command": str(CHP), "singleuser_command": str(singleuser), "venv_bin": venv_bin}
         return write_config(self.workdir, hub_settings(
             workdir=self.workdir, ports=ports, base_url=a.base_url, commands=commands, certs=certs,
@@ -188,6 +175,7 @@ class DevHub:
                 "token": api.new_token(name, note="devhub"),
                 "password": password,  # None: the hub's sign-in takes no password (--authenticator null)
                 "server_url": f"https://127.0.0.1:{port}{self.args.base_url}user/{name}/",
+                "auth_record": str(auth_record(self.workdir, name)) if self.args.record_auth else None,
             }
         return users
 
@@ -222,6 +210,7 @@ class DevHub:
             "proxy_api_port": ports["proxy_api_port"], "admin_service": ADMIN_SERVICE,
             "admin_token": admin_token, "authenticator": a.authenticator, "sharing": a.sharing,
             "users": users, "servers_started": not a.no_start, "iopub_data_rate_limit": a.iopub_data_rate_limit,
+            "record_auth": a.record_auth, "oauth_client": self.oauth,
             "workdir": str(self.workdir), "log_file": str(self.log_path), "start_seconds": seconds,
         }
 

@@ -90,14 +90,29 @@ c.Spawner.environment = {
     # the options the server was started with, where a kernel can read them
     "DEVHUB_USER_OPTIONS": lambda spawner: json.dumps(spawner.user_options or {}),
 }
+if s["record_auth"]:  # each server records the Authorization header of every request (record_auth_config.py)
+    c.Spawner.environment["JUPYTER_CONFIG_PATH"] = s["record_auth_dir"]
+    c.Spawner.environment["DEVHUB_AUTH_RECORD"] = lambda spawner: str(
+        Path(s["record_auth_dir"]) / f"{spawner.user.name}.jsonl")
 c.Spawner.apply_user_options = check_profile
 if s["spawn_fail"] or s["spawn_delay"]:
     c.Spawner.pre_spawn_hook = pre_spawn
 
 # The devhub-admin service manages users, servers and tokens; with sharing, users may share their servers.
 c.JupyterHub.services = [{"name": s["admin_service"], "api_token": s["admin_token"]}]
-# Sharing needs the shares scope on one's own servers and the names of those one shares with.
-SHARING_USER_SCOPES = ["self", "shares!user", "read:users:name", "read:groups:name"]
+# An OAuth client (--oauth-client): its secret is its API token and it has no roles, so that token can do nothing;
+# users need access:services!service=<name> to authorize it (JupyterHub 6: extra_user_scopes).
+oauth = s["oauth_client"]
+OAUTH_USER_SCOPES = [f"access:services!service={oauth['name']}"] if oauth else []
+if oauth:
+    c.JupyterHub.services.append({
+        "name": oauth["name"], "api_token": oauth["client_secret"], "oauth_client_id": oauth["client_id"],
+        "oauth_redirect_uri": oauth["redirect_uri"], "oauth_client_allowed_scopes": oauth["allowed_scopes"]})
+    c.JupyterHub.extra_user_scopes = set(OAUTH_USER_SCOPES)
+    c.JupyterHub.oauth_require_pkce = oauth["require_pkce"]
+# Sharing needs the shares scope on one's own servers and the names of those one shares with. A user role given
+# here replaces the default one, so extra_user_scopes would be ignored: the OAuth scope goes in it too.
+SHARING_USER_SCOPES = ["self", "shares!user", "read:users:name", "read:groups:name", *OAUTH_USER_SCOPES]
 c.JupyterHub.load_roles = [
     {"name": s["admin_service"], "description": "devhub administration", "scopes": s["admin_scopes"],
      "services": [s["admin_service"]]},

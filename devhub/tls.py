@@ -52,3 +52,20 @@ class NamedHTTPSConnection(http.client.HTTPSConnection):
 
 def client_context(ca_file: str | os.PathLike) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file))
+
+
+class PublicSide:
+    """GETs through the public TLS proxy, dialling 127.0.0.1 and verifying the name ``jupyterhub``."""
+
+    def __init__(self, port: int, ca_file: Path):
+        self.port, self.context = port, client_context(ca_file)
+
+    def status(self, path: str, token: str | None = None) -> int:
+        conn = NamedHTTPSConnection("127.0.0.1", self.port, tls_name=TLS_NAME, context=self.context, timeout=10)
+        try:
+            conn.request("GET", path, headers={"Authorization": f"token {token}"} if token else {})
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        finally:
+            conn.close()

@@ -1,40 +1,40 @@
 """Shared pytest fixtures."""
 
 # ---------------------------------------------------------------------------------------------
-# devhub fixtures: a real local JupyterHub (python -m devhub, run by the hub venv's python).
-#
-# The test process runs in another venv, so this block uses only the standard library, pytest
-# and devhub.stop (standard library only): it does not import jupyterhub or the rest of devhub.
+# devhub fixtures: a real local JupyterHub (python -m devhub, run by the hub venv's python), started and stopped
+# by devhub/launcher.py (standard library only: the test process runs in another venv), as the benchmark and
+# `./run.sh demo` do.
 #
 #   hub        (session) the default hub: user alice with a running server; the parsed ready
 #              file: pid, hub_url, host, port, tls_name, ca_file, base_url, hub_api_internal,
 #              admin_token, users{name: {token, password (None with authenticator="null"),
-#              server_url}}, authenticator, sharing, workdir, log_file, ...
+#              server_url, auth_record}}, authenticator, sharing, record_auth, oauth_client, workdir,
+#              log_file, ...
 #   start_hub  (session) factory: start_hub(base_url="/jupyter/", iopub_data_rate_limit=1e9,
 #              users="alice,bob", no_start=False, port=None, spawn_fail="bob",
-#              spawn_delay="carol=30", authenticator="null", sharing=True)
+#              spawn_delay="carol=30", authenticator="null", sharing=True,
+#              record_auth=True,         each server appends the Authorization header of every request it
+#                                        receives to users[name]["auth_record"] (JSON lines: method, path,
+#                                        authorization), before it handles the request
+#              oauth_client="NAME",      an OAuth client service: oauth_client{name, client_id (service-NAME),
+#              oauth_port=8765,          client_secret, redirect_uri (http://127.0.0.1:<oauth_port>/oauth_callback),
+#              oauth_require_pkce=True,  allowed_scopes, require_pkce}; users may authorize it
+#              name="hub-x", workdir=...)   (python -m devhub --help says the same)
 #              -> another hub's ready dict.
 #              start_hub.launch(...) / start_hub.wait(handle) start several at once;
 #              start_hub.stop(info) stops one early and returns devhub's exit code.
 #              Every hub is stopped at the end of the session.
 # ---------------------------------------------------------------------------------------------
-import json
 import os
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["bridge_process"]  # its start_bridge fixture, for every test module
 
-from devhub.stop import die_with_parent, stop_processes
+from devhub.launcher import DevHubFailed, DevHubProcess, stop_all
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-HUB_PYTHON = PROJECT_ROOT / ".venv-hub" / "bin" / "python"
-HUB_READY_TIMEOUT = 120.0
-HUB_STOP_TIMEOUT = 20.0
-HUB_TESTS = PROJECT_ROOT / "tests" / "hub"
+HUB_TESTS = Path(__file__).resolve().parent / "hub"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -44,101 +44,41 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.hub)
 
 
-def _tail(path, n=40):
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no output)"
-
-
-class _DevHubHandle:
-    def __init__(self, proc, workdir, ready_file, output, started):
-        self.proc, self.workdir, self.ready_file, self.output = proc, workdir, ready_file, output
-        self.started = started
-        self.info = None
-
-
 class DevHubLauncher:
     """Starts devhub processes and stops them all at close()."""
 
     def __init__(self, tmp_path_factory):
         self._tmp = tmp_path_factory
-        self._handles = []
+        self._hubs: list[DevHubProcess] = []
 
-    def launch(self, *, base_url=None, iopub_data_rate_limit=None, users=None, no_start=False,
-               port=None, name="devhub", spawn_fail=None, spawn_delay=None, workdir=None,
-               authenticator=None, sharing=False):
-        if not HUB_PYTHON.exists():
-            pytest.fail(f"{HUB_PYTHON} missing: run `python3.12 -m venv .venv-hub && "
-                        f".venv-hub/bin/pip install -r requirements-hub.txt && npm ci --prefix devhub` "
-                        f"(./run.sh does this)", pytrace=False)
+    def launch(self, *, name="devhub", workdir=None, **options) -> DevHubProcess:
         workdir = Path(workdir) if workdir else self._tmp.mktemp(name)  # a hub's workdir again: restart it
-        ready_file = workdir / "ready.json"
-        cmd = [str(HUB_PYTHON), "-m", "devhub", "--workdir", str(workdir),
-               "--ready-file", str(ready_file)]
-        if base_url is not None:
-            cmd += ["--base-url", base_url]
-        if iopub_data_rate_limit is not None:
-            cmd += ["--iopub-data-rate-limit", str(iopub_data_rate_limit)]
-        if users is not None:
-            cmd += ["--users", users if isinstance(users, str) else ",".join(users)]
-        if no_start:
-            cmd.append("--no-start")
-        if port:
-            cmd += ["--port", str(port)]
-        if spawn_fail:
-            cmd += ["--spawn-fail", spawn_fail]
-        if spawn_delay:
-            cmd += ["--spawn-delay", spawn_delay]
-        if authenticator:
-            cmd += ["--authenticator", authenticator]
-        if sharing:
-            cmd.append("--sharing")
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        output = workdir / "devhub.out"
-        with open(output, "wb") as out:
-            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT,
-                                    preexec_fn=die_with_parent)  # devhub then stops its hub
-        handle = _DevHubHandle(proc, workdir, ready_file, output, time.monotonic())
-        self._handles.append(handle)
-        return handle
-
-    def wait(self, handle, timeout=HUB_READY_TIMEOUT):
-        deadline = handle.started + timeout
-        while not handle.ready_file.exists():
-            if handle.proc.poll() is not None:
-                pytest.fail(f"devhub exited with status {handle.proc.returncode} before it was "
-                            f"ready; its output ({handle.output}):\n{_tail(handle.output)}\n"
-                            f"hub.log:\n{_tail(handle.workdir / 'hub.log')}", pytrace=False)
-            if time.monotonic() > deadline:
-                self._stop(handle)
-                pytest.fail(f"devhub not ready after {timeout:.0f}s; its output:\n"
-                            f"{_tail(handle.output)}\nhub.log:\n{_tail(handle.workdir / 'hub.log')}",
-                            pytrace=False)
-            time.sleep(0.1)
-        info = json.loads(handle.ready_file.read_text())  # written atomically by devhub
-        info["fixture_start_seconds"] = round(time.monotonic() - handle.started, 2)
-        handle.info = info
-        return info
-
-    def __call__(self, **kwargs):
-        return self.wait(self.launch(**kwargs))
-
-    def stop(self, info):
-        """Stop the hub of this ready dict now; returns devhub's exit status."""
-        for handle in self._handles:
-            if handle.info is not None and handle.info["pid"] == info["pid"]:
-                return self._stop(handle)
-        raise KeyError(f"no devhub with pid {info['pid']}")
+        try:
+            hub = DevHubProcess.launch(workdir, **options)
+        except DevHubFailed as e:
+            pytest.fail(str(e), pytrace=False)
+        self._hubs.append(hub)
+        return hub
 
     @staticmethod
-    def _stop(handle):
-        return stop_processes([handle.proc], HUB_STOP_TIMEOUT)[0]
+    def wait(hub: DevHubProcess) -> dict:
+        try:
+            return hub.wait_ready()
+        except DevHubFailed as e:
+            pytest.fail(str(e), pytrace=False)
+
+    def __call__(self, **kwargs) -> dict:
+        return self.wait(self.launch(**kwargs))
+
+    def stop(self, info) -> int:
+        """Stop the hub of this ready dict now; returns devhub's exit status."""
+        for hub in self._hubs:
+            if hub.info is not None and hub.info["pid"] == info["pid"]:
+                return hub.stop()
+        raise KeyError(f"no devhub with pid {info['pid']}")
 
     def close(self):
-        stop_processes([handle.proc for handle in self._handles], HUB_STOP_TIMEOUT)  # in parallel
+        stop_all(self._hubs)  # in parallel
 
 
 @pytest.fixture(scope="session", autouse=True)

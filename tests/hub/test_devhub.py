@@ -1,10 +1,16 @@
 """The local JupyterHub of `python -m devhub`, checked from outside like the bridge will see it:
 TLS on 127.0.0.1 verified with the private CA and the name `jupyterhub`, user tokens, kernels."""
 
+import base64
+import hashlib
+import html
 import json
 import os
+import re
+import secrets
 import ssl
 import time
+import urllib.parse
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
@@ -82,7 +88,7 @@ def test_ready_file(hub):
     assert set(hub["users"]) == {"alice"}
     assert hub["users"]["alice"]["token"] and len(hub["users"]["alice"]["password"]) >= 8
     os.kill(hub["pid"], 0)  # alive
-    print(f"\ndevhub start (fixture wall time): {hub['fixture_start_seconds']} s; "
+    print(f"\ndevhub start (launcher wall time): {hub['launcher_start_seconds']} s; "
           f"devhub's own: {hub['start_seconds']} s")
 
 
@@ -340,3 +346,93 @@ def test_bob_shares_his_server_with_alice(sso_hub, hub2):
     assert get(sso_hub, "/user/bob/api/status", token=alice).status_code == 200
     shared = get(sso_hub, "/hub/api/users/alice/shared", token=alice).json()["items"]
     assert [(s["server"]["user"]["name"], s["server"]["name"]) for s in shared] == [("bob", "")]
+
+
+# ---- --record-auth and --oauth-client ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def oauth_hub(start_hub):
+    """Servers that record the Authorization header they receive; an OAuth client for the bridge, PKCE required."""
+    from bridge_process import free_port
+
+    return start_hub(name="hub-oauth", users="alice,bob", record_auth=True, oauth_client="jupyterhub-bridge",
+                     oauth_port=free_port(), oauth_require_pkce=True)
+
+
+def records(hub, user):
+    lines = Path(hub["users"][user]["auth_record"]).read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_servers_record_the_authorization_they_receive(oauth_hub):
+    alice, bob = (oauth_hub["users"][user]["token"] for user in ("alice", "bob"))
+    record = Path(oauth_hub["users"]["alice"]["auth_record"])
+    assert record.parent == Path(oauth_hub["workdir"], "auth-records")
+    assert get(oauth_hub, "/user/alice/api/status", token=alice).status_code == 200
+    # bob may not use alice's server, yet her server's code sees his token before it refuses him (field note 43)
+    assert get(oauth_hub, "/user/alice/api/status", token=bob).status_code == 403
+    seen = [(r["path"], r["authorization"]) for r in records(oauth_hub, "alice")]
+    assert ("/user/alice/api/status", f"token {alice}") in seen and ("/user/alice/api/status", f"token {bob}") in seen
+    assert record.stat().st_mode & 0o777 == 0o600
+    assert f"token {alice}" not in {r["authorization"] for r in records(oauth_hub, "bob")}  # one file per user
+
+
+def test_without_record_auth_nothing_is_recorded(hub):
+    assert hub["record_auth"] is False and hub["users"]["alice"]["auth_record"] is None
+    assert not Path(hub["workdir"], "auth-records").exists()
+
+
+def sign_in(client, hub, user):
+    """A browser's sign-in on the hub's login page (password authenticator): the client keeps the session cookie."""
+    base, ext = f"https://{hub['host']}:{hub['port']}", {"sni_hostname": hub["tls_name"]}
+    client.get(f"{base}/hub/login", extensions=ext)
+    form = {"username": user, "password": hub["users"][user]["password"], "_xsrf": client.cookies.get("_xsrf")}
+    assert client.post(f"{base}/hub/login", data=form, extensions=ext).status_code == 302
+
+
+def authorize(client, hub, query):
+    """GET the authorize URL as the signed-in browser and press Authorize; the hub's redirect (or refusal)."""
+    base, ext = f"https://{hub['host']}:{hub['port']}", {"sni_hostname": hub["tls_name"]}
+    page = client.get(f"{base}/hub/api/oauth2/authorize", params=query, extensions=ext)
+    if page.status_code != 200:
+        return page
+    form = {"_xsrf": client.cookies.get("_xsrf"),
+            "scopes": [html.unescape(scope) for scope in re.findall(r'name="scopes" value="([^"]*)"', page.text)]}
+    return client.post(f"{base}/hub/api/oauth2/authorize", params=query, data=form, extensions=ext)
+
+
+def test_oauth_client_signs_a_user_in_with_pkce(oauth_hub):
+    client_info = oauth_hub["oauth_client"]
+    assert client_info["client_id"] == "service-jupyterhub-bridge" and client_info["require_pkce"] is True
+    assert client_info["redirect_uri"].startswith("http://127.0.0.1:") and client_info["client_secret"]
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = {"client_id": client_info["client_id"], "redirect_uri": client_info["redirect_uri"],
+             "response_type": "code", "state": "the-state"}
+    with httpx.Client(verify=tls_context(oauth_hub), timeout=30) as browser:
+        sign_in(browser, oauth_hub, "alice")
+        refused = authorize(browser, oauth_hub, query)  # --oauth-require-pkce: no code_challenge, no code
+        assert refused.status_code == 302, refused.text[:300]
+        refusal = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(refused.headers["location"]).query))
+        assert refusal.get("error") == "invalid_request" and "code" not in refusal, refusal
+        back = authorize(browser, oauth_hub, query | {"code_challenge": challenge, "code_challenge_method": "S256"})
+    assert back.status_code == 302, back.text[:300]
+    redirect = urllib.parse.urlsplit(back.headers["location"])
+    assert redirect._replace(query="").geturl() == client_info["redirect_uri"]
+    answer = dict(urllib.parse.parse_qsl(redirect.query))
+    assert answer["state"] == "the-state"
+    made = request_form(oauth_hub, "/hub/api/oauth2/token", {
+        "grant_type": "authorization_code", "code": answer["code"], "redirect_uri": client_info["redirect_uri"],
+        "client_id": client_info["client_id"], "client_secret": client_info["client_secret"],
+        "code_verifier": verifier})
+    assert made.status_code == 200, made.text
+    me = get(oauth_hub, "/hub/api/user", token=made.json()["access_token"]).json()
+    assert me["name"] == "alice" and "tokens!user=alice" in me["scopes"]
+    # the client's own token (its secret) can do nothing: the service has no roles
+    assert get(oauth_hub, "/hub/api/users/alice", token=client_info["client_secret"]).status_code == 403
+
+
+def request_form(hub, path, form):
+    with httpx.Client(verify=tls_context(hub), timeout=30) as client:
+        return client.post(f"https://{hub['host']}:{hub['port']}{path}", data=form,
+                           extensions={"sni_hostname": hub["tls_name"]})
