@@ -9,6 +9,7 @@ from typing import Optional
 from mitmproxy import ctx
 from mitmproxy import exceptions
 
+from addon import store
 from addon.hub.api import Hub
 from addon.core import settings
 from addon.core.settings import Settings
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 class Config:
     settings: Settings | None = None
     hub: Hub | None = None
+    stored_token: store.HubToken | None = None  # the record of the hub token in use, when ./run.sh login made it
 
     def __init__(self, environ: Mapping[str, str] = os.environ) -> None:
         self.environ = environ  # option defaults and secrets left unset come from here (tests: their own)
@@ -34,17 +36,19 @@ class Config:
         if not updated & settings.OPTION_NAMES:
             return
         try:
-            s = settings.resolve({name: getattr(ctx.options, name) for name in settings.OPTION_NAMES}, self.environ)
+            stored = store.load(self.environ)
+            s = settings.resolve({name: getattr(ctx.options, name) for name in settings.OPTION_NAMES}, self.environ,
+                                 stored)
         except ValueError as e:
             raise exceptions.OptionsError(str(e)) from e
         if not s.username:
             raise exceptions.OptionsError("JUPYTER_USERNAME is not set: start the bridge with ./run.sh, which "
                                           "asks the hub whose token JUPYTERHUB_API_TOKEN is, or set it.")
-        self.use(s)
+        self.use(s, stored.holds(s.hub_token))
 
-    def use(self, s: Settings) -> None:
-        """Serve with these settings from the next request on (a renewed token, say)."""
-        self.settings, self.hub = s, Hub(s)
+    def use(self, s: Settings, stored_token: store.HubToken | None = None) -> None:
+        """Serve with these settings from the next request on (a renewed token, say, and its stored record)."""
+        self.settings, self.hub, self.stored_token = s, Hub(s), stored_token
 
     def running(self) -> None:
         s = self.settings

@@ -61,8 +61,8 @@ class Diagnosis:
         if self.config.settings is None:
             return None
         address, cert = self.hub_cert or (None, None)
-        facts = diagnose.facts(self.config.settings,
-                               cert if address == (flow.request.host, flow.request.port) else None)
+        facts = diagnose.facts(self.config.settings, cert if address == (flow.request.host, flow.request.port)
+                               else None, self.config.stored_token)
         found = diagnose.diagnose(answer, facts)
         if found is None:
             return None

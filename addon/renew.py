@@ -12,6 +12,7 @@ from datetime import timedelta
 from datetime import timezone
 
 from addon.hub import api as hub
+from addon.hub import owner
 from addon import store
 from addon.hub import tokens
 from addon.config import Config
@@ -56,56 +57,55 @@ class Renew:
         while True:
             s = self.config.settings
             try:
-                data = store.load()
+                login = store.load()
             except ValueError as e:
                 logger.warning(f"the hub token will not be renewed: {e}")
                 return
-            stored = store.hub_token(data, s.server_host, s.server_port) if s and s.hub_token else None
-            if stored is None or (stored != s.hub_token and not ours):
+            stored = login.hub_token_for(s.server_host, s.server_port) if s and s.hub_token else None
+            if stored is None or (stored.token != s.hub_token and not ours):
                 return  # the bridge does not use the stored token (JUPYTERHUB_API_TOKEN, say): not ours to renew
-            if stored != s.hub_token:  # ./run.sh login again, or another bridge renewed it: follow the file
-                self.config.use(dataclasses.replace(s, hub_token=stored))
+            if stored.token != s.hub_token:  # ./run.sh login again, or another bridge renewed it: follow the file
+                self.config.use(dataclasses.replace(s, hub_token=stored.token), stored)
                 logger.info("now sending the hub token that ./run.sh login keeps (it was replaced)")
             ours = True
-            token = data["hub_token"]
             now = datetime.now(timezone.utc)
-            wait = seconds_to_renewal(now, store.parse_time(token.get("expires_at")), token.get("lifetime"))
-            if wait == 0 and await self.renew(data):
+            wait = seconds_to_renewal(now, store.parse_time(stored.expires_at), stored.lifetime)
+            if wait == 0 and await self.renew(login, stored):
                 continue  # look at the successor
             await asyncio.sleep(pause(wait))
 
-    async def renew(self, data: dict) -> bool:
-        old = data["hub_token"]
+    async def renew(self, login: store.Login, old: store.HubToken) -> bool:
         s = self.config.settings
-        request = {"note": f"jupyterhub-bridge on {socket.gethostname()} (renewed)", "expires_in": old["lifetime"],
-                   "scopes": old["scopes"]}
+        request = tokens.token_request(f"jupyterhub-bridge on {socket.gethostname()} (renewed)", old.lifetime,
+                                       list(old.scopes) if old.scopes else None)
         try:
-            old_id = (await self.config.hub.whoami()).get("token_id") or old.get("id")
-            answer = await self.config.hub.mint_token(old["user"], request)
+            me = await owner.whose_token(self.config.hub)
+            if not me.may_mint():
+                return self.warn(old, f"the token lacks the scope tokens!user={me.name}")
+            answer = await self.config.hub.mint_token(old.user, request)
         except hub.HubError as e:
-            return self.warn(data, e.message)
+            return self.warn(old, e.message)
         if answer.status != 201:
-            return self.warn(data, hub.hub_message(answer.status, answer.body))
-        new = tokens.record(answer.json(), request, old["user"])
+            return self.warn(old, hub.hub_message(answer.status, answer.body))
+        new = tokens.record(answer.json(), request, old.user)
         try:
-            store.save({**data, "hub_token": new})
+            store.save(dataclasses.replace(login, hub_token=new))
         except OSError as e:  # the successor expires unused; the old token goes on until then
-            return self.warn(data, f"cannot write {store.path()}: {e.strerror}")
-        self.config.use(dataclasses.replace(s, hub_token=new["token"]))
+            return self.warn(old, f"cannot write {store.path()}: {e.strerror}")
+        self.config.use(dataclasses.replace(s, hub_token=new.token), new)
         try:
-            revoked = await self.config.hub.revoke_token(old["user"], old_id)
+            revoked = await self.config.hub.revoke_token(old.user, me.token_id or old.id)
             if revoked.status != 204:
                 logger.warning(f"renewed the hub token, but the hub did not revoke the old one: "
                                f"{hub.hub_message(revoked.status, revoked.body)}")
         except hub.HubError as e:
             logger.warning(f"renewed the hub token, but could not revoke the old one: {e.message}")
-        logger.info(f"renewed the hub token: the new one {store.expiry_text({'hub_token': new})}")
+        logger.info(f"renewed the hub token: the new one {new.expiry_text()}")
         return True
 
-    def warn(self, data: dict, why: str) -> bool:
+    def warn(self, old: store.HubToken, why: str) -> bool:
         now = datetime.now(timezone.utc)
         if self.warned is None or now - self.warned >= WARN_EVERY:
             self.warned = now
-            logger.warning(f"could not renew the hub token ({why}); it {store.expiry_text(data)}: "
-                           "run ./run.sh login.")
+            logger.warning(f"could not renew the hub token ({why}); it {old.expiry_text()}: run ./run.sh login.")
         return False

@@ -1,17 +1,18 @@
-"""What `./run.sh login` keeps: the hub's settings, the hub token and the bridge's own (local) token, in one
-JSON file only its owner can read. Pure: no mitmproxy, no network.
+"""What `./run.sh login` keeps: the hub's settings, the hub token and the bridge's own (local) token, as one typed
+`Login`, in one JSON file only its owner can read. Only persistence here: no mitmproxy, no network.
 
 The file: `$JUPYTERHUB_BRIDGE_HOME/login.json`, else `$XDG_CONFIG_HOME/jupyterhub-bridge/login.json`
-(`~/.config/...`). Its shape:
-  {"settings": {<option name>: <value as a string>, ...},
-   "hub_token": {"token", "id", "expires_at", "scopes", "lifetime", "user"},
-   "local_token": "<the token clients present to the bridge>"}
+(`~/.config/...`); its shape is `Login`'s, field for field. Like ssh, the bridge refuses a file or folder that is
+not the user's own, a folder that is a symbolic link or that others may write to, and a file others can read.
 """
 
+import dataclasses
 import json
 import os
 import stat
 import tempfile
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from datetime import timezone
 from pathlib import Path
@@ -25,6 +26,70 @@ LOG_IN_AGAIN = "run ./run.sh login."  # the fix for a stored token the hub no lo
 STORED_OPTIONS = ("jupyter_server_ip_or_name", "jupyter_server_port", "jupyter_server_name",
                   "jupyter_cluster_ca_cert", "jupyterhub_base_url", "jupyter_username", "jupyter_named_server",
                   "jupyter_server_options")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """A JupyterHub timestamp ('2026-12-29T13:00:00.123456Z') as an aware datetime; None for 'never'."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class HubToken:
+    """A hub token the hub made (or the user pasted), as kept: its scopes as asked for, so that the successor
+    asks for the same, and its lifetime in seconds (None: unknown, not renewed)."""
+    token: str = field(repr=False)
+    id: str | None = None
+    user: str = ""
+    expires_at: str | None = None  # the hub's timestamp; None: never
+    scopes: tuple[str, ...] | None = None
+    lifetime: int | None = None
+
+    def expiry_text(self, now: datetime | None = None) -> str:
+        """When it expires (or expired), for the banner, login, logout and the renewal."""
+        expires = parse_time(self.expires_at)
+        if expires is None:
+            return "never expires"
+        past = expires <= (now or datetime.now(timezone.utc))
+        return f"{'expired on' if past else 'expires'} {expires:%Y-%m-%d %H:%M} UTC"
+
+
+@dataclass(frozen=True)
+class Login:
+    """The stored login; `Login()` when there is none."""
+    settings: dict[str, str] = field(default_factory=dict)  # option name -> value, STORED_OPTIONS only
+    hub_token: HubToken | None = None
+    local_token: str | None = field(default=None, repr=False)  # the token clients present to the bridge
+
+    def values(self) -> dict[str, str]:
+        """The stored option values, by option name (the settings the login found; no secrets)."""
+        return {name: str(self.settings[name]) for name in STORED_OPTIONS if self.settings.get(name) is not None}
+
+    def hub_token_for(self, server_host: str, server_port: int) -> HubToken | None:
+        """The stored hub token, only for the hub it was made for (never sent to another hub)."""
+        same_hub = (self.settings.get("jupyter_server_ip_or_name"), str(self.settings.get("jupyter_server_port"))) \
+            == (server_host, str(server_port))
+        return self.hub_token if self.hub_token and self.hub_token.token and same_hub else None
+
+    def holds(self, hub_token: str | None) -> HubToken | None:
+        """The stored record of this hub token, when it is the stored one."""
+        return self.hub_token if hub_token and self.hub_token and self.hub_token.token == hub_token else None
+
+
+def to_json(login: Login) -> dict:
+    return dataclasses.asdict(login)
+
+
+def from_json(data: object) -> Login:
+    """A Login from the file's JSON; raises TypeError (or ValueError) for anything else."""
+    if not isinstance(data, dict) or not set(data) <= {f.name for f in dataclasses.fields(Login)}:
+        raise TypeError("not a login")
+    token = data.get("hub_token")
+    if token is not None:
+        token = HubToken(**{**token, "scopes": tuple(token["scopes"]) if token.get("scopes") else None})
+    return Login(settings=dict(data.get("settings") or {}), hub_token=token, local_token=data.get("local_token"))
 
 
 def folder(environ=os.environ) -> Path | None:
@@ -43,45 +108,72 @@ def path(environ=os.environ) -> Path | None:
     return None if (where := folder(environ)) is None else where / FILE_NAME
 
 
-def load(environ=os.environ, private: bool = True) -> dict:
-    """The stored login, {} when there is none. Raises ValueError (with the fix) for a file others can read
-    (unless private=False: logout revokes its token) or one that is not the bridge's JSON."""
+def check_folder(where: Path, private: bool = True) -> None:
+    """Refuse a folder that is a symbolic link, is not the user's, or that others may write to (they could swap
+    the file); the message says the command that fixes it."""
+    try:
+        found = os.lstat(where)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(found.st_mode) or not stat.S_ISDIR(found.st_mode):
+        raise SettingError(f"{where}, the folder of your login file, is a symbolic link or not a folder: run "
+                           f"'rm {where}', then ./run.sh login.")
+    if found.st_uid != os.getuid():
+        raise SettingError(f"{where}, the folder of your login file, belongs to another user (uid {found.st_uid}): "
+                           f"run 'sudo chown {os.getuid()} {where}', or set JUPYTERHUB_BRIDGE_HOME to a folder "
+                           "of yours.")
+    if private and found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise SettingError(f"{where}, the folder of your login file, is writable by others (mode "
+                           f"{stat.filemode(found.st_mode)}): run 'chmod 700 {where}'.")
+
+
+def check_file(file: Path, found: os.stat_result, private: bool = True) -> None:
+    if found.st_uid != os.getuid():
+        raise SettingError(f"{file} belongs to another user (uid {found.st_uid}), not to you: run 'rm {file}' "
+                           "(as root if need be), then ./run.sh login.")
+    if private and found.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SettingError(f"{file} holds your hub token and others can read it (mode "
+                           f"{stat.filemode(found.st_mode)}): run 'chmod 600 {file}', or './run.sh logout' and "
+                           "log in again.")
+
+
+def load(environ=os.environ, private: bool = True) -> Login:
+    """The stored login, Login() when there is none. Raises SettingError (with the fix) for a file or folder
+    that is not the user's own, a file others can read or a folder others can write to (unless private=False:
+    logout revokes its token), or one that is not the bridge's JSON."""
     file = path(environ)
     if file is None:
-        return {}
+        return Login()
+    check_folder(file.parent, private)
     try:
         fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
-        return {}
+        return Login()
     except OSError as e:
         raise SettingError(f"{file}: cannot read it ({e.strerror}).") from e
     with os.fdopen(fd) as f:
-        mode = os.fstat(f.fileno()).st_mode
-        if private and mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SettingError(f"{file} holds your hub token and others can read it (mode {stat.filemode(mode)}): "
-                             f"run 'chmod 600 {file}', or './run.sh logout' and log in again.")
+        check_file(file, os.fstat(f.fileno()), private)
         text = f.read()
     try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise SettingError(f"{file} is not the bridge's login file: run './run.sh logout', then './run.sh login'.")
-    return data
+        return from_json(json.loads(text))
+    except (ValueError, TypeError, KeyError):
+        raise SettingError(f"{file} is not the bridge's login file: run './run.sh logout', then "
+                           "'./run.sh login'.") from None
 
 
-def save(data: dict, environ=os.environ) -> Path:
+def save(login: Login, environ=os.environ) -> Path:
     """Write the login at once (a reader sees the old file or the new one, never half of one): a 0600 temporary
     file in a 0700 folder, then os.replace."""
     target = path(environ)
     if target is None:
         raise SettingError("HOME is not set: set it, or JUPYTERHUB_BRIDGE_HOME, to the folder for the login file.")
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_folder(target.parent, private=False)  # a folder of the user's own, not a link: then made private
     os.chmod(target.parent, 0o700)
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".login-", suffix=".tmp")  # created 0600
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
+            json.dump(to_json(login), f, indent=1)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, target)
@@ -103,68 +195,27 @@ def delete(environ=os.environ) -> bool:
     return True
 
 
-def values(environ=os.environ) -> dict[str, str]:
-    """The stored option values, by option name (the settings the login found; no secrets)."""
-    stored = load(environ).get("settings", {})
-    return {name: str(stored[name]) for name in STORED_OPTIONS if stored.get(name) is not None}
-
-
-def hub_token(data: dict, server_host: str, server_port: int) -> str | None:
-    """The stored hub token, only for the hub it was made for (never sent to another hub)."""
-    stored = data.get("settings", {})
-    token = data.get("hub_token", {}).get("token")
-    same_hub = (stored.get("jupyter_server_ip_or_name"), str(stored.get("jupyter_server_port"))) == \
-        (server_host, str(server_port))
-    return token if token and same_hub else None
-
-
-def local_token(environ=os.environ) -> str | None:
-    return load(environ).get("local_token") or None
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """A JupyterHub timestamp ('2026-12-29T13:00:00.123456Z') as an aware datetime; None for 'never'."""
-    if not value:
-        return None
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def expiry_text(data: dict, now: datetime | None = None) -> str:
-    """When the stored hub token expires (or expired), for the banner, login, logout and the renewal."""
-    expires = parse_time(data.get("hub_token", {}).get("expires_at"))
-    if expires is None:
-        return "never expires"
-    past = expires <= (now or datetime.now(timezone.utc))
-    return f"{'expired on' if past else 'expires'} {expires:%Y-%m-%d %H:%M} UTC"
-
-
-def origin_lines(environ, overrides: dict[str, str], env_of: dict[str, str], hub_token: str | None,
+def origin_lines(login: Login, environ, overrides: dict[str, str], env_of: dict[str, str], hub_token: str | None,
                  local_token: str) -> list[str]:
     """For the banner: the settings that came from --set or from the stored login rather than the environment,
     and when the stored hub token expires."""
     lines = [f"  set with --set: {', '.join(sorted(overrides))}"] if overrides else []
-    data = load(environ)
-    taken = [env_of[name] for name in values(environ) if name not in overrides and env_of[name] not in environ]
-    if hub_token and hub_token == data.get("hub_token", {}).get("token"):
-        taken.append(f"the hub token ({expiry_text(data)})")
-    if local_token and local_token == data.get("local_token"):
+    taken = [env_of[name] for name in login.values() if name not in overrides and env_of[name] not in environ]
+    if record := login.holds(hub_token):
+        taken.append(f"the hub token ({record.expiry_text()})")
+    if local_token and local_token == login.local_token:
         taken.append("the bridge's token")
     if taken:
         lines.append(f"  from {path(environ)} (./run.sh login): {', '.join(taken)}")
     return lines
 
 
-def refused_token_advice(hub_token: str | None, environ=os.environ, now: datetime | None = None) -> str:
-    """What to tell a user whose server refused the hub token, when it is the one `./run.sh login` stored;
-    empty otherwise."""
-    try:
-        stored = load(environ).get("hub_token", {})
-    except ValueError:
+def refused_token_advice(record: HubToken | None, now: datetime | None = None) -> str:
+    """What to tell a user whose server refused the hub token, when it is the one `./run.sh login` stored
+    (`record`); empty otherwise."""
+    if record is None:
         return ""
-    if not hub_token or stored.get("token") != hub_token:
-        return ""
-    expires = parse_time(stored.get("expires_at"))
+    expires = parse_time(record.expires_at)
     if expires and expires <= (now or datetime.now(timezone.utc)):
         return f"Your hub token expired on {expires:%Y-%m-%d %H:%M} UTC: {LOG_IN_AGAIN}"
     return f"Your hub token was revoked (or lost its rights) on the hub: {LOG_IN_AGAIN}"

@@ -17,8 +17,8 @@ from addon.core import diagnose
 from addon.core.errors import BridgeError
 from addon.core import forward
 from addon.hub import api as hub
+from addon.hub import owner
 from addon.commands import launch
-from addon.core import lifecycle
 from addon.core import route
 from addon.core import settings
 from addon import store
@@ -37,11 +37,12 @@ class Failed(BridgeError):
 
 @dataclasses.dataclass
 class Checklist:
-    """What the steps learn on the way: the settings (with the token's owner once known), the token's scopes,
-    whether the server is up to answer."""
+    """What the steps learn on the way: the settings (with the token's owner once known), whose the token is and
+    what it may do, whether the server is up to answer."""
     s: Settings
     hub: hub.Hub
-    scopes: frozenset[str] = frozenset()
+    login: store.Login = store.Login()  # what ./run.sh login stored
+    token_owner: owner.TokenOwner | None = None
     server_down: bool = False
 
 
@@ -95,37 +96,35 @@ async def check_hub(c: Checklist) -> str:
 
 async def check_token(c: Checklist) -> str:
     s = c.s
-    answer = await c.hub.api("GET", "/user")
     tail = credentials.redact(s.hub_token or "")
-    if answer.status != 200:
+    try:
+        c.token_owner = me = await owner.whose_token(c.hub, expiry=True)
+    except hub.HubError as e:
+        if e.status == 0:
+            raise
         raise Failed(f"The hub rejected JUPYTERHUB_API_TOKEN ({tail}): it is wrong, expired or revoked "
-                     f"({answer.status}).",
-                     store.refused_token_advice(s.hub_token)
-                     or "Create a new token on the hub's Token page and set JUPYTERHUB_API_TOKEN to it.")
-    me = answer.json()
-    owner, c.scopes = me.get("name"), frozenset(me.get("scopes", []))
-    if s.username and owner != s.username:
-        if lifecycle.grants(sorted(c.scopes), ("access:servers",), s.username, s.named_server):
-            return f"token {tail} of '{owner}' may use the server of '{s.username}': shared with you by {s.username}"
-        raise Failed(f"The token ({tail}) belongs to '{owner}', not to JUPYTER_USERNAME '{s.username}'.",
-                     f"Set JUPYTER_USERNAME={owner}, or use a token of '{s.username}'.")
-    c.s = s = dataclasses.replace(s, username=owner)  # the bridge, too, uses the token's owner when none is set
-    allowed = {"access:servers", f"access:servers!user={owner}", f"access:servers!server={owner}/{s.named_server}"}
-    if not allowed & c.scopes:
-        raise Failed(f"The token ({tail}) of '{owner}' lacks the scope access:servers (it has: "
-                     f"{', '.join(sorted(c.scopes)) or 'none'}), so your server refuses it.",
+                     f"({e.status}).",
+                     store.refused_token_advice(c.login.holds(s.hub_token))
+                     or "Create a new token on the hub's Token page and set JUPYTERHUB_API_TOKEN to it.") from None
+    if s.username and me.name != s.username:
+        if me.may_reach(s.username, s.named_server):
+            return f"token {tail} of '{me.name}' may use the server of '{s.username}': shared with you by {s.username}"
+        raise Failed(f"The token ({tail}) belongs to '{me.name}', not to JUPYTER_USERNAME '{s.username}'.",
+                     f"Set JUPYTER_USERNAME={me.name}, or use a token of '{s.username}'.")
+    c.s = s = dataclasses.replace(s, username=me.name)  # the bridge, too, uses the token's owner when none is set
+    if not me.may_reach(me.name, s.named_server):
+        raise Failed(f"The token ({tail}) of '{me.name}' lacks the scope access:servers (it has: "
+                     f"{', '.join(sorted(me.scopes)) or 'none'}), so your server refuses it.",
                      "Create a token without limiting its scopes, or with access:servers!user=<you>.")
-    answer = await c.hub.api("GET", f"/users/{quote(owner, safe='')}/tokens/{me.get('token_id')}")
-    expires = (answer.json().get("expires_at") or "never") if answer.status == 200 else \
-        "unknown (no read:tokens scope)"
-    return f"token {tail} of '{owner}' is valid, may access servers, expires {expires}"
+    expires = (me.expires_at or "never") if me.expiry_known else "unknown (no read:tokens scope)"
+    return f"token {tail} of '{me.name}' is valid, may access servers, expires {expires}"
 
 
 def why_no_autostart(c: Checklist) -> str | None:
     """Why the bridge could not start a stopped server, or None when it will start it."""
     if not c.s.autostart:
         return "JUPYTER_AUTOSTART is off"
-    if not lifecycle.may_start(sorted(c.scopes), c.s.username, c.s.named_server):
+    if c.token_owner is None or not c.token_owner.may_start(c.s.username, c.s.named_server):
         return f"the token ({credentials.redact(c.s.hub_token or '')}) lacks the scope start:servers"
     return None
 
@@ -179,8 +178,8 @@ async def check_kernelspecs(c: Checklist) -> str:
            f"(default {specs.get('default')})"
 
 
-def paste_url(s: Settings, environ=os.environ) -> str:
-    if s.hub_token and environ.get("JUPYTER_PROXY_TOKEN") is None and s.local_secret != store.local_token(environ):
+def paste_url(s: Settings, stored: store.Login, environ=os.environ) -> str:
+    if s.hub_token and environ.get("JUPYTER_PROXY_TOKEN") is None and s.local_secret != stored.local_token:
         return f"{s.connect_url}?token=<the token the bridge prints at start; set JUPYTER_PROXY_TOKEN to fix it>"
     return launch.connect_url(s)
 
@@ -193,8 +192,8 @@ def report(f: Failed) -> int:
     return 1
 
 
-async def run(s: Settings) -> int:
-    c = Checklist(s, hub.Hub(s))
+async def run(s: Settings, stored: store.Login) -> int:
+    c = Checklist(s, hub.Hub(s), stored)
     steps = [check_address, check_tls, check_hub]
     steps += [check_token, check_server, check_kernelspecs] if s.hub_token else []
     for step in steps:
@@ -208,7 +207,7 @@ async def run(s: Settings) -> int:
     if not s.hub_token:
         print("– token, server state and /api/kernelspecs not checked: JUPYTERHUB_API_TOKEN is not set, "
               "the IDE brings its own hub token")
-    print(f"Paste into PyCharm: {paste_url(s)}")
+    print(f"Paste into PyCharm: {paste_url(s, stored)}")
     return 0
 
 
@@ -218,7 +217,8 @@ def main(argv: list[str]) -> int:
               + "\n\nThe settings it checks: ./run.sh help")
         return 0
     try:
-        s = settings.from_environment(os.environ, launch.set_overrides(argv))
+        stored = store.load(os.environ)
+        s = settings.from_environment(os.environ, launch.set_overrides(argv), stored)
     except ValueError as e:
         print(f"✗ settings: {e}")
         return 1
@@ -226,7 +226,7 @@ def main(argv: list[str]) -> int:
     user = f"user '{s.username}'" if s.username else "the hub token's owner"
     print(f"✓ settings: {server}{user} on {s.dial_url} (TLS name '{s.tls_name}'), "
           f"base URL {s.base_url}")
-    return asyncio.run(run(s))
+    return asyncio.run(run(s, stored))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from addon.hub import api as hub
-from addon.core import lifecycle
+from addon.hub import owner
 from addon.core import settings
 from addon import store
 
@@ -66,21 +66,20 @@ def token_owner(s: settings.Settings) -> tuple[settings.Settings, list[str]]:
     if not s.hub_token:
         return s, []
     try:
-        me = asyncio.run(hub.Hub(s).whoami())
+        me = asyncio.run(owner.whose_token(hub.Hub(s)))
     except hub.HubError as e:
         if not s.username:
             raise ValueError(f"JUPYTER_USERNAME is not set and the hub did not say whose JUPYTERHUB_API_TOKEN is "
                              f"({e.message}): set JUPYTER_USERNAME.") from None
         return s, [f"  warning: could not ask the hub whose the token is: {e.message}"]
-    name, kind = me.get("name", ""), me.get("kind", "user")
+    name, kind = me.name, me.kind
     if not s.username:
         if kind != "user":
             raise ValueError(f"JUPYTER_USERNAME is not set and JUPYTERHUB_API_TOKEN belongs to the {kind} "
                              f"'{name}', not to a user: set JUPYTER_USERNAME.")
         return dataclasses.replace(s, username=name), [f"  user '{name}' is the owner of the hub token"]
-    scopes = me.get("scopes", [])
-    if name != s.username and lifecycle.grants(scopes, ("access:servers",), s.username, s.named_server):
-        start = "starts it" if lifecycle.may_start(scopes, s.username, s.named_server) else "cannot start it"
+    if name != s.username and me.may_reach(s.username, s.named_server):
+        start = "starts it" if me.may_start(s.username, s.named_server) else "cannot start it"
         return s, [f"  the server of '{s.username}' is shared with you ('{name}'): the bridge uses your token; "
                    f"when the server is stopped it {start}"]
     if name != s.username:
@@ -115,10 +114,12 @@ def main(argv: list[str]) -> int:
         return 2
     tool, extra = TOOLS[argv[0]], argv[1:]
     try:
-        s = settings.from_environment(os.environ, set_overrides(extra))
+        stored = store.load(os.environ)
+        s = settings.from_environment(os.environ, set_overrides(extra), stored)
         args = mitmproxy_args(tool, s)
         s, notes = token_owner(s)
-        notes += store.origin_lines(os.environ, set_overrides(extra), settings.ENV_OF, s.hub_token, s.local_secret)
+        notes += store.origin_lines(stored, os.environ, set_overrides(extra), settings.ENV_OF, s.hub_token,
+                                    s.local_secret)
     except socket.gaierror as e:
         print(f"error: JUPYTER_PROXY_IP_OR_NAME: cannot resolve it ({e.strerror}).", file=sys.stderr)
         return 1
@@ -127,7 +128,8 @@ def main(argv: list[str]) -> int:
         return 1
     print("\n".join([banner(s), *notes]), flush=True)
     # mitmproxy resolves the settings again: give it the same local secret, user and stored login settings.
-    env = {**settings.with_stored(), "JUPYTER_PROXY_TOKEN": s.local_secret, "JUPYTER_USERNAME": s.username}
+    env = {**settings.with_stored(os.environ, stored), "JUPYTER_PROXY_TOKEN": s.local_secret,
+           "JUPYTER_USERNAME": s.username}
     # mitmdump/mitmweb through addon/commands/startup.py, which holds connections until mitmproxy has started (issue 9).
     # -P: an `addon` folder in the working directory must not stand in for this package (installed or not).
     os.execve(sys.executable, [sys.executable, "-P", "-m", "addon.commands.startup", tool, *args, *extra], env)

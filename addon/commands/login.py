@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from addon.commands import check
 from addon.hub import api as hub
+from addon.hub import owner
 from addon.commands import launch
 from addon.commands import logout
 from addon.core import settings
@@ -73,7 +74,7 @@ def gather(args, environ) -> dict[str, str]:
     the same hub), the rest asked for."""
     given = {**launch.set_overrides(sum((["--set", v] for v in args.set), [])),
              **(parse_hub_url(args.hub_url) if args.hub_url else {})}
-    stored = store.values(environ)
+    stored = store.load(environ).values()
     if args.hub_url and stored.get("jupyter_server_ip_or_name") != given["jupyter_server_ip_or_name"]:
         stored = {}  # another hub: its TLS name and CA do not apply
     known = {**stored, **{o.name: environ[o.env] for o in settings.OPTIONS if o.env in environ}, **given}
@@ -110,11 +111,11 @@ def reach(values: dict[str, str]) -> Settings:
     return s
 
 
-async def sign_in(s: Settings, password: str, lifetime: int) -> dict:
+async def sign_in(s: Settings, password: str, lifetime: int) -> store.HubToken:
     """Have the hub make a token for the user's name and password; the stored record of it."""
     h = hub.Hub(s)
-    request = {"note": f"jupyterhub-bridge on {socket.gethostname()}", "expires_in": lifetime,
-               "scopes": tokens.wanted_scopes(s.username)}
+    request = tokens.token_request(f"jupyterhub-bridge on {socket.gethostname()}", lifetime,
+                                   tokens.wanted_scopes(s.username))
     for _ in range(MAX_MINT_TRIES):
         answer = await h.mint_token(s.username, {**request, "auth": {"username": s.username, "password": password}})
         if answer.status == 201:
@@ -128,27 +129,27 @@ async def sign_in(s: Settings, password: str, lifetime: int) -> dict:
     raise Stop("the hub kept refusing the token request: no token was made.")
 
 
-async def pasted(s: Settings, token: str) -> dict:
+async def pasted(s: Settings, token: str) -> store.HubToken:
     """A token the user copied from the hub's token page: checked with the hub, then kept like a made one."""
     h = hub.Hub(dataclasses.replace(s, hub_token=token))
     try:
-        me = await h.whoami()
+        me = await owner.whose_token(h)
     except hub.HubError as e:
         raise Stop(f"the hub did not accept that token ({e.message}): copy it again from the token page.") from None
-    if s.username and me.get("name") != s.username:
-        raise Stop(f"that token belongs to '{me.get('name')}', not to '{s.username}'.")
-    model = {"token": token, "id": me.get("token_id")}
+    if s.username and me.name != s.username:
+        raise Stop(f"that token belongs to '{me.name}', not to '{s.username}'.")
+    model = {"token": token, "id": me.token_id}
     try:
-        model |= await h.token_model(me["name"], me.get("token_id") or "")
+        model |= await h.token_model(me.name, me.token_id or "")
     except hub.HubError:
         pass  # the token may not read its own model: expiry unknown
     lifetime = None
     if (made := store.parse_time(model.get("created"))) and (ends := store.parse_time(model.get("expires_at"))):
         lifetime = int((ends - made).total_seconds())
-    return tokens.record(model, {"scopes": model.get("scopes"), "expires_in": lifetime}, me["name"])
+    return tokens.record(model, {"scopes": model.get("scopes"), "expires_in": lifetime}, me.name)
 
 
-def credentials_for(s: Settings, args, interactive: bool) -> dict:
+def credentials_for(s: Settings, args, interactive: bool) -> store.HubToken:
     """The new token: made from the password, or pasted from the token page on hubs that take no password."""
     page = ""
     if not args.token_stdin:
@@ -182,20 +183,20 @@ def login(args, environ=os.environ) -> int:
     s = reach(values)
     made = credentials_for(s, args, sys.stdin.isatty() and not args.password_stdin)
     kept = {"jupyter_server_ip_or_name": s.server_host, "jupyter_server_port": str(s.server_port),
-            "jupyter_server_name": s.tls_name, "jupyterhub_base_url": s.base_url, "jupyter_username": made["user"]}
+            "jupyter_server_name": s.tls_name, "jupyterhub_base_url": s.base_url, "jupyter_username": made.user}
     kept |= {"jupyter_cluster_ca_cert": s.ca_file} if s.ca_file else {}  # absolute: the bridge starts elsewhere
     kept |= {name: values[name] for name in ("jupyter_named_server", "jupyter_server_options") if values[name]}
-    local = old.get("local_token") if old.get("local_token") and not args.new_local_token else None
-    data = {"settings": kept, "hub_token": made, "local_token": local or secrets.token_urlsafe(24)}
-    where = store.save(data, environ)
-    if old.get("hub_token", {}).get("token") not in (None, made["token"]):
+    local = old.local_token if not args.new_local_token else None
+    new = store.Login(settings=kept, hub_token=made, local_token=local or secrets.token_urlsafe(24))
+    where = store.save(new, environ)
+    if old.hub_token and old.hub_token.token != made.token:
         print(f"  the earlier login: {logout.revoke(old)}")
-    scopes = ", ".join(made.get("scopes") or ["as the token page made it"])
-    print(f"Logged in to {s.dial_url}{s.base_url.lstrip('/')} as '{made['user']}'. The hub token "
-          f"{store.expiry_text(data)}; its scopes: {scopes}. Kept in {where}.")
+    scopes = ", ".join(made.scopes or ["as the token page made it"])
+    print(f"Logged in to {s.dial_url}{s.base_url.lstrip('/')} as '{made.user}'. The hub token "
+          f"{made.expiry_text()}; its scopes: {scopes}. Kept in {where}.")
     try:
         print(f"Now start the bridge with ./run.sh and paste into PyCharm: "
-              f"{launch.connect_url(settings.from_environment(environ))}")
+              f"{launch.connect_url(settings.from_environment(environ, stored=new))}")
     except ValueError as e:
         print(f"warning: the bridge will not start with these settings: {e}")
     return 0
@@ -219,8 +220,8 @@ def main(argv: list[str]) -> int:
         if argv[:1] == ["logout"]:
             return logout.logout()
         return login(arguments(argv[1:] if argv[:1] == ["login"] else argv))
-    except (Stop, ValueError, hub.HubError) as e:
-        print(f"error: {getattr(e, 'message', None) or e}", file=sys.stderr)
+    except (BridgeError, ValueError, hub.HubError) as e:
+        print(f"error: {e}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, EOFError):
         print("\nlogin stopped: nothing was stored.", file=sys.stderr)

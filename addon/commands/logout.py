@@ -13,24 +13,24 @@ NOT_ASKED = {  # login and logout take no token from the environment
     "jupyterhub_api_token": "", "jupyterhub_api_token_file": "", "jupyter_proxy_token": ""}
 
 
-def stored_settings(data: dict) -> Settings:
+def stored_settings(login: store.Login) -> Settings:
     """The settings of the stored login, whatever the environment says now: its token belongs to that hub."""
-    values = {o.name: o.default for o in settings.OPTIONS if not o.secret} | data.get("settings", {}) | NOT_ASKED
-    token = data.get("hub_token", {}).get("token", "")
+    values = {o.name: o.default for o in settings.OPTIONS if not o.secret} | login.values() | NOT_ASKED
+    token = login.hub_token.token if login.hub_token else ""
     return settings.resolve(values | {"jupyterhub_api_token": token}, os.environ)
 
 
-def revoke(data: dict) -> str:
+def revoke(login: store.Login) -> str:
     """Give the stored hub token back to the hub; what happened, in words."""
-    token = data.get("hub_token", {})
-    if not token.get("token") or not token.get("id"):
+    token = login.hub_token
+    if not token or not token.token or not token.id:
         return "no hub token to revoke"
     try:
-        s = stored_settings(data)
-        answer = asyncio.run(hub.Hub(s).revoke_token(token["user"], token["id"]))
+        s = stored_settings(login)
+        answer = asyncio.run(hub.Hub(s).revoke_token(token.user, token.id))
     except (ValueError, hub.HubError) as e:
         return f"could not revoke the hub token ({getattr(e, 'message', e)}): it expires by itself " \
-               f"({store.expiry_text(data)})"
+               f"({token.expiry_text()})"
     if answer.status in (204, 403, 404):  # 403/404: expired or revoked already
         return "revoked the hub token" if answer.status == 204 else "the hub token was no longer valid"
     return f"could not revoke the hub token ({hub.hub_message(answer.status, answer.body)})"
@@ -38,11 +38,11 @@ def revoke(data: dict) -> str:
 
 def logout(environ=os.environ) -> int:
     try:
-        data = store.load(environ, private=False)  # one that others could read is the first to revoke
+        login = store.load(environ, private=False)  # one that others could read is the first to revoke
     except ValueError as e:
-        data = {}
+        login = store.Login()
         print(f"warning: {e}")
-    said = revoke(data) if data else "there was no stored login"
+    said = revoke(login) if login != store.Login() else "there was no stored login"
     removed = store.delete(environ)
     print(f"Logged out: {said}; {'removed ' + str(store.path(environ)) if removed else 'no file to remove'}.")
     return 0

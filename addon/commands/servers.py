@@ -13,6 +13,7 @@ import sys
 import time
 
 from addon.hub import api as hub
+from addon.hub import owner
 from addon.commands import launch
 from addon.core import lifecycle
 from addon.core import settings
@@ -63,29 +64,56 @@ def table(rows: list[dict]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
 
 
-async def owner(h: hub.Hub) -> str:
-    me = await h.whoami()
-    if me.get("kind", "user") != "user":
-        raise CommandFailed(f"JUPYTERHUB_API_TOKEN belongs to the {me.get('kind')} '{me.get('name')}', not to a user.")
-    return me.get("name", "")
+async def user_name(h: hub.Hub) -> str:
+    """The name of the user whose token this is."""
+    me = await owner.whose_token(h)
+    if me.kind != "user":
+        raise CommandFailed(f"JUPYTERHUB_API_TOKEN belongs to the {me.kind} '{me.name}', not to a user.")
+    return me.name
 
 
-async def listing(h: hub.Hub, s: Settings) -> list[dict]:
-    me = await owner(h)
-    used = (s.username or me, s.named_server)
+def not_shown(what: str, scope: str, refusal: hub.HubError | None) -> str:
+    """One line for a part of the list the token may not see: the bridge's words, then the hub's own."""
+    said = f" (the hub said: {refusal.message})" if refusal else ""
+    return f"{what}: not shown, the token lacks {scope}; run ./run.sh login for one that has it{said}"
+
+
+async def own_part(h: hub.Hub, me: str, used: tuple[str, str]) -> tuple[list[dict], str]:
     try:
         model = await h.user_model(me)
     except hub.HubError as e:
-        if e.status in (403, 404):
-            raise CommandFailed(f"The hub refused to list the servers of '{me}' ({e.message}): the token needs the "
-                          "scope read:servers.") from None
-        raise
-    return own_rows(model, used) + shared_rows(await h.shared(me), used)
+        if e.status not in (403, 404):
+            raise
+        return [], not_shown("your own servers", f"read:servers!user={me}", e)
+    if "servers" not in model:  # the user, without their servers: their states would be made up
+        return [], not_shown("your own servers", f"read:servers!user={me}", None)
+    return own_rows(model, used), ""
+
+
+async def shared_part(h: hub.Hub, me: str, used: tuple[str, str]) -> tuple[list[dict], str]:
+    try:
+        return shared_rows(await h.shared(me), used), ""
+    except hub.HubError as e:
+        if e.status != 403:
+            raise
+        return [], not_shown("servers shared with you", f"read:users:shares!user={me}", e)
+
+
+async def listing(h: hub.Hub, s: Settings) -> tuple[list[dict], list[str]]:
+    """The rows of the servers the token may see, and one line for each part it may not; fails only when it may
+    see none."""
+    me = await user_name(h)
+    used = (s.username or me, s.named_server)
+    own, own_missing = await own_part(h, me, used)
+    shared, shared_missing = await shared_part(h, me, used)
+    if own_missing and shared_missing:
+        raise CommandFailed(f"{own_missing}\n{shared_missing}")
+    return own + shared, [line for line in (own_missing, shared_missing) if line]
 
 
 async def start(h: hub.Hub, s: Settings, server: str) -> str:
     """Start a server with JUPYTER_SERVER_OPTIONS, printing the hub's progress; the line to end with."""
-    user = s.username or await owner(h)
+    user = s.username or await user_name(h)
     what = f"server '{server}' of '{user}'" if server else f"the default server of '{user}'"
     if await lifecycle.server_state(h, user, server) == "ready":
         return f"{what} is already running"
@@ -96,7 +124,7 @@ async def start(h: hub.Hub, s: Settings, server: str) -> str:
             await lifecycle.start_and_wait(h, dataclasses.replace(s, username=user, named_server=server))
     except TimeoutError:
         raise CommandFailed(f"{what} did not start within {s.start_timeout:g} s (JUPYTER_START_TIMEOUT); the hub "
-                      f"may still be starting it: `./run.sh servers` shows its state.") from None
+                            f"may still be starting it: `./run.sh servers` shows its state.") from None
     except lifecycle.StartFailed as e:
         raise CommandFailed(str(e)) from None
     return f"{what} is ready"
@@ -104,7 +132,7 @@ async def start(h: hub.Hub, s: Settings, server: str) -> str:
 
 async def stop(h: hub.Hub, s: Settings, server: str) -> str:
     """Stop a server (never delete it) and follow it until the hub says it has stopped."""
-    user = s.username or await owner(h)
+    user = s.username or await user_name(h)
     what = f"server '{server}' of '{user}'" if server else f"the default server of '{user}'"
     if await lifecycle.server_state(h, user, server) == "stopped":
         return f"{what} is not running"
@@ -112,8 +140,9 @@ async def stop(h: hub.Hub, s: Settings, server: str) -> str:
     try:
         await h.stop(user, server)
     except hub.HubError as e:
-        raise CommandFailed(f"The hub refused to stop {what}: {e.message}"
-                      + (" (the token needs the scope delete:servers)." if e.status == 403 else ".")) from None
+        lacks = f": the token lacks the scope delete:servers!user={user}" if e.status == 403 else ""
+        raise CommandFailed(f"The hub refused to stop {what}{lacks} (the hub said: {e.message}).",
+                            "Run ./run.sh login." if lacks else "") from None
     print(f"stopping {what}...", flush=True)
     while time.monotonic() - t0 < STOP_TIMEOUT:
         if (found := await lifecycle.server_state(h, user, server)) is None:
@@ -130,8 +159,10 @@ USAGE = "usage: ./run.sh servers [--json] | start [SERVER] | stop [SERVER]  [--s
 async def run(command: str, args: list[str], s: Settings, as_json: bool) -> int:
     h = hub.Hub(s)
     if command == "servers":
-        rows = await listing(h, s)
+        rows, missing = await listing(h, s)
         print(json.dumps(rows, indent=2) if as_json else table(rows))
+        for line in missing:  # on stderr: the JSON on stdout stays whole
+            print(f"note: {line}", file=sys.stderr)
         return 0
     server = args[0].strip("/") if args else s.named_server
     print(await (start if command == "start" else stop)(h, s, server))
@@ -148,11 +179,11 @@ def main(argv: list[str]) -> int:
     try:
         s = settings.from_environment(os.environ, launch.set_overrides(rest))
         if not s.hub_token:
-            raise CommandFailed("JUPYTERHUB_API_TOKEN (or JUPYTERHUB_API_TOKEN_FILE) is not set: these commands ask "
-                          "the hub with your token.")
+            raise CommandFailed("JUPYTERHUB_API_TOKEN (or JUPYTERHUB_API_TOKEN_FILE) is not set and there is no "
+                                "stored login: these commands ask the hub with your token.", "Run ./run.sh login.")
         return asyncio.run(run(command, positional, s, "--json" in rest))
-    except (ValueError, CommandFailed, hub.HubError) as e:
-        print(f"error: {getattr(e, 'message', None) or e}", file=sys.stderr)
+    except (BridgeError, ValueError, hub.HubError) as e:
+        print(f"error: {e}", file=sys.stderr)
         return 1
 
 

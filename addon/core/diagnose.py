@@ -232,8 +232,9 @@ class RateLimit:
         return True
 
 
-def facts(s: Settings, cert: x509.Certificate | None = None) -> Facts:
-    """The Facts of a set-up; with the hub's certificate (after a TLS failure) also the CA file's subject."""
+def facts(s: Settings, cert: x509.Certificate | None = None, stored_token: store.HubToken | None = None) -> Facts:
+    """The Facts of a set-up; with the hub's certificate (after a TLS failure) also the CA file's subject; with
+    the stored record of the hub token in use (when `./run.sh login` made it) the advice to log in again."""
     ca_subject = "?"
     if cert is not None and s.ca_file:
         try:
@@ -245,4 +246,4 @@ def facts(s: Settings, cert: x509.Certificate | None = None) -> Facts:
     return Facts(address=address, host=s.server_host, tls_name=s.tls_name,
                  ca_file=s.ca_file or "the system trust store", ca_subject=ca_subject,
                  hub_home=s.hub_home, cert=describe(cert) if cert else None,
-                 login_advice=store.refused_token_advice(s.hub_token))
+                 login_advice=store.refused_token_advice(stored_token))

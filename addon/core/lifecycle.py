@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from addon.core.errors import BridgeError
 from addon.hub import spawn_options
 from addon.hub.api import HubError
+from addon.hub import owner
 from addon.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -19,7 +20,6 @@ logger = logging.getLogger(__name__)
 STOPPED_REDIRECTS = ("user/", "spawn-pending/", "spawn/")
 RETRY_INTERVAL = 0.5  # between asking for a start and its progress stream being there
 REFUSAL_WAIT = 5.0  # for the start request's own answer after the progress stream said the spawn failed
-START_SCOPES = ("start:servers", "servers", "admin:servers")  # any of them lets a token start a server
 
 
 class StartFailed(BridgeError):
@@ -72,23 +72,12 @@ def cannot_start(s: Settings) -> str | None:
     return None
 
 
-def grants(scopes: list[str], wanted: tuple[str, ...], owner: str, server: str) -> bool:
-    """Whether a token's scopes (as the hub lists them, expanded) grant one of `wanted` on `owner`'s server:
-    unfiltered, or filtered to that user or server. A group filter may include the owner: such a token is let try."""
-    granting = {f"{scope}{only}" for scope in wanted for only in ("", f"!user={owner}", f"!server={owner}/{server}")}
-    return any(sc in granting or sc.startswith(tuple(f"{x}!group=" for x in wanted)) for sc in scopes)
-
-
-def may_start(scopes: list[str], owner: str, server: str) -> bool:
-    return grants(scopes, START_SCOPES, owner, server)
-
-
 async def not_yours(hub, s: Settings) -> str | None:
     """Why the bridge does not start another user's server shared with the token's owner, or None."""
-    me = await hub.whoami()
-    if me.get("name") == s.username or "scopes" not in me or may_start(me["scopes"], s.username, s.named_server):
+    me = await owner.whose_token(hub)
+    if me.name == s.username or me.may_start(s.username, s.named_server):
         return None
-    return (f"The server of '{s.username}' is shared with you ('{me.get('name')}') and it is not running: your "
+    return (f"The server of '{s.username}' is shared with you ('{me.name}') and it is not running: your "
             f"token may use it but not start it. Ask {s.username} to start it, then retry.")
 
 

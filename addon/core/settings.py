@@ -132,12 +132,13 @@ def _hub_token(values: dict[str, str | None], environ) -> str | None:
     return token
 
 
-def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_token: str | None) -> str:
+def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_token: str | None,
+                  stored: store.Login) -> str:
     secret = values["jupyter_proxy_token"]
     if secret is None:
         secret = environ.get("JUPYTER_PROXY_TOKEN")
     if secret is None:
-        secret = store.local_token(environ)  # made by ./run.sh login: the IDE's URL survives restarts
+        secret = stored.local_token or None  # made by ./run.sh login: the IDE's URL survives restarts
     if secret is None:
         return secrets.token_urlsafe(24)
     if not secret.strip() and hub_token and not is_loopback(listen_host):
@@ -146,16 +147,18 @@ def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_
     return secret.strip()
 
 
-def resolve(values: dict[str, str | None], environ: Mapping[str, str]) -> Settings:
+def resolve(values: dict[str, str | None], environ: Mapping[str, str], stored: store.Login = store.Login()) -> Settings:
     """Validate raw option values (keyed by option name; None for a secret means: from `environ`, which
-    the entry points give as os.environ); raise ValueError with a message a user can act on."""
+    the entry points give as os.environ, else from the `stored` login); raise SettingError (a ValueError) with a
+    message a user can act on. Reads no file but the ones the values name (a CA file, a token file)."""
     server_host = option_values.required(values, "jupyter_server_ip_or_name",
                                          "the address of your JupyterHub (IP or DNS name)")
     server_host = server_host.strip("[]")
     tls_name = values["jupyter_server_name"].strip() or (IP_TLS_NAME if is_ip(server_host) else server_host)
     listen_host = values["jupyter_proxy_ip_or_name"].strip().strip("[]") or "localhost"
     server_port = option_values.port(values, "jupyter_server_port")
-    hub_token = _hub_token(values, environ) or store.hub_token(store.load(environ), server_host, server_port)
+    record = stored.hub_token_for(server_host, server_port)
+    hub_token = _hub_token(values, environ) or (record.token if record else None)
     return Settings(
         listen_host=listen_host,
         listen_port=option_values.port(values, "jupyter_proxy_port"),
@@ -169,7 +172,7 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str]) -> Settin
         ca_file=option_values.ca_file(values["jupyter_cluster_ca_cert"]),
         base_url=option_values.base_url(values["jupyterhub_base_url"]),
         hub_token=hub_token,
-        local_secret=_local_secret(values, environ, listen_host, hub_token),
+        local_secret=_local_secret(values, environ, listen_host, hub_token, stored),
         autostart=option_values.flag(values, "jupyter_autostart"),
         start_timeout=option_values.seconds(values, "jupyter_start_timeout"),
         stream_bodies=option_values.size(values, "jupyter_proxy_stream_bodies"),
@@ -180,13 +183,17 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str]) -> Settin
     )
 
 
-def with_stored(environ=os.environ) -> dict[str, str]:
+def with_stored(environ: Mapping[str, str], stored: store.Login) -> dict[str, str]:
     """The environment over the settings `./run.sh login` stored, as environment variables."""
-    return {**{ENV_OF[name]: value for name, value in store.values(environ).items()}, **environ}
+    return {**{ENV_OF[name]: value for name, value in stored.values().items()}, **environ}
 
 
-def from_environment(environ: Mapping[str, str], overrides: dict[str, str] | None = None) -> Settings:
-    environ = with_stored(environ)
+def from_environment(environ: Mapping[str, str], overrides: dict[str, str] | None = None,
+                     stored: store.Login | None = None) -> Settings:
+    """The entry points' settings: --set over the environment over the stored login (read from its file when
+    not given)."""
+    stored = store.load(environ) if stored is None else stored
+    environ = with_stored(environ, stored)
     values = {o.name: None if o.secret else o.env_default(environ) for o in OPTIONS}
     values.update(overrides or {})
-    return resolve(values, environ)
+    return resolve(values, environ, stored)

@@ -2,13 +2,29 @@
 
 import re
 
+from addon import store
 from addon.hub import api as hub
+
+# The scopes login asks for, each limited to the user's own account (`!user=<name>`), and what needs it: the
+# fewest that let every subcommand work on what login stored. `servers` is start:, delete: and read:servers
+# (JupyterHub 6 lists them apart; 5 grants them with `servers`). The renewal asks for the same again.
+SCOPES = (
+    ("access:servers", "the bridge and `check`: reach your servers (without it the token is of no use)"),
+    ("servers", "`start`, `stop`, `servers`, `check` and the bridge's autostart: start, stop and see your servers"),
+    ("read:users", "`servers` and `check`: read your own user model (the list of your servers)"),
+    ("read:users:shares", "`servers`: list the servers other users shared with you"),
+    ("tokens", "the renewal: make the successor and revoke the old token; `check`: when it expires; `logout`"),
+)
+ACCESS = SCOPES[0][0]  # the one scope a token must keep
 
 
 def wanted_scopes(user: str) -> list[str]:
-    """The fewest the bridge needs: reach the user's servers, start and stop them, read the user's own model,
-    and manage the user's own tokens (the renewal mints the successor with the token itself)."""
-    return [f"access:servers!user={user}", f"servers!user={user}", f"read:users!user={user}", f"tokens!user={user}"]
+    return [f"{scope}!user={user}" for scope, _ in SCOPES]
+
+
+def token_request(note: str, expires_in: int | None, scopes: list[str] | None) -> dict:
+    """The body of a token request (POST /users/<user>/tokens)."""
+    return {"note": note, "expires_in": expires_in, "scopes": scopes}
 
 
 def refused_scopes(message: str) -> set[str]:
@@ -31,12 +47,13 @@ def narrowed(request: dict, answer: hub.Answer) -> tuple[dict | None, str]:
         return {**request, "expires_in": limit}, f"the hub allows tokens of at most {limit} s: asking for that"
     refused = refused_scopes(message) & set(request["scopes"])
     kept = [scope for scope in request["scopes"] if scope not in refused]
-    if refused and kept and kept[0].startswith("access:servers"):
+    if refused and kept and kept[0].startswith(ACCESS):
         return {**request, "scopes": kept}, f"the hub does not grant {', '.join(sorted(refused))}: asking without"
     return None, f"the hub refused to make a token: {message}"
 
 
-def record(model: dict, request: dict, user: str) -> dict:
+def record(model: dict, request: dict, user: str) -> store.HubToken:
     """What is kept of a token the hub made (its scopes as asked for: the successor asks for the same)."""
-    return {"token": model["token"], "id": model.get("id"), "user": user, "expires_at": model.get("expires_at"),
-            "scopes": request.get("scopes", model.get("scopes")), "lifetime": request.get("expires_in")}
+    scopes = request.get("scopes", model.get("scopes"))
+    return store.HubToken(token=model["token"], id=model.get("id"), user=user, expires_at=model.get("expires_at"),
+                          scopes=tuple(scopes) if scopes else None, lifetime=request.get("expires_in"))

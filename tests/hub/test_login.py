@@ -59,7 +59,7 @@ def refusal(message: str) -> hub_client.Answer:
 
 @pytest.mark.parametrize("message, scopes, expires_in, says", [
     ("Not assigning requested scopes tokens!user=alice,read:users!user=alice not held by User alice",
-     ["access:servers!user=alice", "servers!user=alice"], 86400,
+     ["access:servers!user=alice", "servers!user=alice", "read:users:shares!user=alice"], 86400,
      "does not grant read:users!user=alice, tokens!user=alice"),
     ("token expires_in: 86400 must not exceed 3600", tokens.wanted_scopes("alice"), 3600, "at most 3600 s"),
 ])
@@ -94,7 +94,7 @@ def login_args(hub, *extra: str) -> list[str]:
             *extra]
 
 
-def log_in(hub, home, **env) -> dict:
+def log_in(hub, home, **env) -> store.Login:
     p = run(login_args(hub, "--set", "jupyter_username=alice", "--password-stdin"), home,
             hub["users"]["alice"]["password"] + "\n", **env)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -118,8 +118,8 @@ def test_login_stores_a_narrow_expiring_token_and_the_bridge_uses_it(hub, tmp_pa
     data = log_in(hub, home, JUPYTER_TOKEN_LIFETIME="3600")
     file = home / "login.json"
     assert stat.S_IMODE(file.stat().st_mode) == 0o600 and stat.S_IMODE(home.stat().st_mode) == 0o700
-    token = data["hub_token"]
-    model = admin(hub, f"/users/alice/tokens/{token['id']}").json()
+    token = data.hub_token
+    model = admin(hub, f"/users/alice/tokens/{token.id}").json()
     expires = store.parse_time(model["expires_at"])
     assert 3600 - 60 < (expires - before).total_seconds() < 3600 + 60
     assert {"access:servers!user=alice", "start:servers!user=alice", "delete:servers!user=alice",
@@ -130,29 +130,29 @@ def test_login_stores_a_narrow_expiring_token_and_the_bridge_uses_it(hub, tmp_pa
     # The bridge, with no hub setting and no token in its environment.
     bridge = start_bridge(env={"JUPYTERHUB_BRIDGE_HOME": str(home)})
     assert "login.json (./run.sh login): JUPYTER_SERVER_IP_OR_NAME" in bridge.log()
-    assert bridge.token == data["local_token"]
+    assert bridge.token == data.local_token
     r = httpx.get(f"{bridge.url}/api/kernelspecs", headers={"Authorization": f"token {bridge.token}"}, timeout=60)
     assert r.status_code == 200 and "python3" in r.json()["kernelspecs"], r.text
-    assert token["token"] not in bridge.log()
+    assert token.token not in bridge.log()
     p = run(["check"], home, JUPYTER_PROXY_PORT=str(bridge.port))
     assert p.returncode == 0, p.stdout
     assert f"expires {model['expires_at']}" in p.stdout  # check says when the token expires
-    assert p.stdout.splitlines()[-1] == f"Paste into PyCharm: {bridge.url}/?token={data['local_token']}", p.stdout
+    assert p.stdout.splitlines()[-1] == f"Paste into PyCharm: {bridge.url}/?token={data.local_token}", p.stdout
 
 
 def test_login_again_replaces_and_revokes_the_old_token(hub, tmp_path):
     home = tmp_path / "home"
     first = log_in(hub, home)
     second = log_in(hub, home)
-    assert second["hub_token"]["token"] != first["hub_token"]["token"]
-    assert not accepted(hub, first["hub_token"]["token"]) and accepted(hub, second["hub_token"]["token"])
-    assert second["local_token"] == first["local_token"]  # the IDE's URL stays
+    assert second.hub_token.token != first.hub_token.token
+    assert not accepted(hub, first.hub_token.token) and accepted(hub, second.hub_token.token)
+    assert second.local_token == first.local_token  # the IDE's URL stays
     p = run(login_args(hub, "--new-local-token", "--password-stdin", "--set", "jupyter_named_server=lab2"), home,
             hub["users"]["alice"]["password"])
     assert p.returncode == 0, p.stderr
     third = store.load({"JUPYTERHUB_BRIDGE_HOME": str(home)})
-    assert third["local_token"] != first["local_token"]
-    assert third["settings"]["jupyter_named_server"] == "lab2"  # server settings given at login are kept too
+    assert third.local_token != first.local_token
+    assert third.settings["jupyter_named_server"] == "lab2"  # server settings given at login are kept too
 
 
 def test_wrong_password(hub, tmp_path):
@@ -172,7 +172,7 @@ def test_wrong_ca_is_reported_before_the_password(hub, tmp_path):
 
 def test_logout_revokes_and_removes(hub, tmp_path):
     home = tmp_path / "home"
-    token = log_in(hub, home)["hub_token"]["token"]
+    token = log_in(hub, home).hub_token.token
     p = run(["logout"], home)
     assert p.returncode == 0 and "revoked the hub token" in p.stdout, p.stdout + p.stderr
     assert not accepted(hub, token)
@@ -182,9 +182,9 @@ def test_logout_revokes_and_removes(hub, tmp_path):
 def test_logout_with_the_hub_away_still_removes(tmp_path):
     home = tmp_path / "home"
     environ = {"JUPYTERHUB_BRIDGE_HOME": str(home)}
-    store.save({"settings": {"jupyter_server_ip_or_name": "127.0.0.1", "jupyter_server_port": str(free_port()),
-                             "jupyter_username": "alice"},
-                "hub_token": {"token": "t" * 32, "id": "a1", "user": "alice", "expires_at": None}}, environ)
+    store.save(store.Login(settings={"jupyter_server_ip_or_name": "127.0.0.1", "jupyter_server_port": str(free_port()),
+                                     "jupyter_username": "alice"},
+                           hub_token=store.HubToken("t" * 32, id="a1", user="alice")), environ)
     p = run(["logout"], home)
     assert p.returncode == 0
     assert "could not revoke the hub token (cannot reach the hub" in p.stdout, p.stdout
@@ -221,7 +221,7 @@ def test_sso_hub_token_from_the_token_page(sso_hub, tmp_path):
     p = run(login_args(sso_hub, "--token-stdin"), home, pasted + "\n")
     assert p.returncode == 0, p.stdout + p.stderr
     data = store.load({"JUPYTERHUB_BRIDGE_HOME": str(home)})
-    assert data["hub_token"]["token"] == pasted and data["settings"]["jupyter_username"] == "alice"
+    assert data.hub_token.token == pasted and data.settings["jupyter_username"] == "alice"
     assert stat.S_IMODE((home / "login.json").stat().st_mode) == 0o600
     p = run(login_args(sso_hub, "--token-stdin"), tmp_path / "other", "not-a-token\n")
     assert p.returncode == 1 and "did not accept that token" in p.stderr
@@ -230,8 +230,8 @@ def test_sso_hub_token_from_the_token_page(sso_hub, tmp_path):
 
 def test_check_says_to_log_in_again_when_the_stored_token_was_revoked(hub, tmp_path):
     home = tmp_path / "home"
-    token = log_in(hub, home)["hub_token"]
-    revoked = httpx.delete(f"{hub['hub_api_internal']}/users/alice/tokens/{token['id']}",
+    token = log_in(hub, home).hub_token
+    revoked = httpx.delete(f"{hub['hub_api_internal']}/users/alice/tokens/{token.id}",
                            headers={"Authorization": f"token {hub['admin_token']}"})
     assert revoked.status_code == 204
     p = run(["check"], home, JUPYTER_PROXY_PORT=str(free_port()))
@@ -242,8 +242,8 @@ def test_check_says_to_log_in_again_when_the_stored_token_was_revoked(hub, tmp_p
 
 def test_the_ide_is_told_to_log_in_again_when_the_stored_token_was_revoked(hub, tmp_path, start_bridge):
     home = tmp_path / "home"
-    token = log_in(hub, home)["hub_token"]  # revoked before any server saw it: no token cache to wait for
-    revoked = httpx.delete(f"{hub['hub_api_internal']}/users/alice/tokens/{token['id']}",
+    token = log_in(hub, home).hub_token  # revoked before any server saw it: no token cache to wait for
+    revoked = httpx.delete(f"{hub['hub_api_internal']}/users/alice/tokens/{token.id}",
                            headers={"Authorization": f"token {hub['admin_token']}"})
     assert revoked.status_code == 204
     bridge = start_bridge(env={"JUPYTERHUB_BRIDGE_HOME": str(home)})

@@ -1,5 +1,6 @@
 """Issue 10: the bridge renews the stored hub token before it expires, without dropping connections."""
 
+import dataclasses
 import time
 import uuid
 from datetime import datetime
@@ -44,21 +45,21 @@ def test_pause(to_renewal, expected):
     assert renew.pause(to_renewal) == expected
 
 
-def stored(home) -> dict:
-    return store.load({"JUPYTERHUB_BRIDGE_HOME": str(home)})["hub_token"]
+def stored(home) -> store.HubToken:
+    return store.load({"JUPYTERHUB_BRIDGE_HOME": str(home)}).hub_token
 
 
-def wait_for_new_token(home, old: str, seconds: float) -> dict:
+def wait_for_new_token(home, old: str, seconds: float) -> store.HubToken:
     deadline = time.monotonic() + seconds
-    while (token := stored(home))["token"] == old and time.monotonic() < deadline:
+    while (token := stored(home)).token == old and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert token["token"] != old, f"not renewed within {seconds} s"
+    assert token.token != old, f"not renewed within {seconds} s"
     return token
 
 
 def test_renewal_swaps_the_token_while_a_kernel_stays_open(hub, tmp_path, start_bridge):
     home = tmp_path / "home"
-    first = log_in(hub, home, JUPYTER_TOKEN_LIFETIME="20")["hub_token"]  # due when 4 s are left
+    first = log_in(hub, home, JUPYTER_TOKEN_LIFETIME="20").hub_token  # due when 4 s are left
     bridge = start_bridge(env={"JUPYTERHUB_BRIDGE_HOME": str(home)})
     auth = {"Authorization": f"token {bridge.token}"}
     with httpx.Client(base_url=bridge.url, headers=auth, timeout=60) as c:
@@ -70,17 +71,17 @@ def test_renewal_swaps_the_token_while_a_kernel_stays_open(hub, tmp_path, start_
         with ws_connect(f"ws://127.0.0.1:{bridge.port}/api/kernels/{kernel}/channels", additional_headers=auth,
                         subprotocols=[V1], open_timeout=30) as ws:
             assert execute(ws, "1+1")[2] == "2"
-            second = wait_for_new_token(home, first["token"], 30)
-            assert second["scopes"] == first["scopes"] and second["lifetime"] == 20
-            assert not accepted(hub, first["token"]) and accepted(hub, second["token"])
+            second = wait_for_new_token(home, first.token, 30)
+            assert second.scopes == first.scopes and second.lifetime == 20
+            assert not accepted(hub, first.token) and accepted(hub, second.token)
             # The next renewal is made with the successor (the first one is revoked): the bridge switched to it.
-            third = wait_for_new_token(home, second["token"], 30)
-            assert not accepted(hub, second["token"]) and accepted(hub, third["token"])
+            third = wait_for_new_token(home, second.token, 30)
+            assert not accepted(hub, second.token) and accepted(hub, third.token)
             assert execute(ws, "2+3")[2] == "5"  # the same WebSocket, open all along
         assert c.get("/api/kernelspecs").status_code == 200
         c.delete(f"/api/kernels/{kernel}")
     assert bridge.log().count("renewed the hub token") >= 2
-    assert all(t["token"] not in bridge.log() for t in (first, second, third))
+    assert all(t.token not in bridge.log() for t in (first, second, third))
 
 
 def test_a_token_that_cannot_renew_itself_warns(hub, tmp_path, start_bridge):
@@ -90,8 +91,9 @@ def test_a_token_that_cannot_renew_itself_warns(hub, tmp_path, start_bridge):
     made = httpx.post(f"{hub['hub_api_internal']}/users/alice/tokens",
                       json={"scopes": ["access:servers!user=alice"], "expires_in": 120},
                       headers={"Authorization": f"token {hub['admin_token']}"}).json()
-    data["hub_token"] |= {"token": made["token"], "id": made["id"], "expires_at": made["expires_at"],
-                          "lifetime": 3600}  # 120 s of 3600 left: due at once
+    data = dataclasses.replace(data, hub_token=dataclasses.replace(
+        data.hub_token, token=made["token"], id=made["id"], expires_at=made["expires_at"],
+        lifetime=3600))  # 120 s of 3600 left: due at once
     store.save(data, {"JUPYTERHUB_BRIDGE_HOME": str(home)})
     bridge = start_bridge(env={"JUPYTERHUB_BRIDGE_HOME": str(home)})
     deadline = time.monotonic() + 20
@@ -99,7 +101,7 @@ def test_a_token_that_cannot_renew_itself_warns(hub, tmp_path, start_bridge):
         time.sleep(0.2)
     line = next(line for line in bridge.log().splitlines() if "could not renew the hub token" in line)
     assert "expires " in line and "run ./run.sh login" in line, line
-    assert stored(home)["token"] == made["token"]  # kept: it still works until it expires
+    assert stored(home).token == made["token"]  # kept: it still works until it expires
     r = httpx.get(f"{bridge.url}/api/kernelspecs", headers={"Authorization": f"token {bridge.token}"}, timeout=60)
     assert r.status_code == 200, r.text
 
@@ -108,11 +110,11 @@ def test_a_new_login_while_the_bridge_runs_is_followed(hub, tmp_path, start_brid
     home = tmp_path / "home"
     log_in(hub, home, JUPYTER_TOKEN_LIFETIME="20")
     bridge = start_bridge(env={"JUPYTERHUB_BRIDGE_HOME": str(home)})
-    second = log_in(hub, home, JUPYTER_TOKEN_LIFETIME="20")["hub_token"]  # revokes the one the bridge sends
+    second = log_in(hub, home, JUPYTER_TOKEN_LIFETIME="20").hub_token  # revokes the one the bridge sends
     # The bridge looks at the file again when the first token would have been due (16 s after it was made),
     # sends the second one, and renews that one in turn: with the second token, so it did switch.
-    third = wait_for_new_token(home, second["token"], 40)
+    third = wait_for_new_token(home, second.token, 40)
     assert "now sending the hub token that ./run.sh login keeps" in bridge.log()
-    assert accepted(hub, third["token"]) and not accepted(hub, second["token"])
+    assert accepted(hub, third.token) and not accepted(hub, second.token)
     r = httpx.get(f"{bridge.url}/api/kernelspecs", headers={"Authorization": f"token {bridge.token}"}, timeout=60)
     assert r.status_code == 200, r.text

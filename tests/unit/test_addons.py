@@ -1,6 +1,7 @@
 """The addons of addon/main.py, each in mitmproxy's test context: their hooks, early returns and waits."""
 
 import json
+import os
 import socket
 
 import pytest
@@ -242,3 +243,24 @@ def test_iopub_rate_limit_is_diagnosed_on_the_websocket(config):
     f.websocket.messages[-1].content = b'{"text": "IOPub data rate exceeded. iopub_data_rate_limit=1000000.0"}'
     Diagnosis(config).websocket_message(f)
     assert "1000000 bytes/s" in f.comment
+
+
+def test_a_refused_stored_token_is_told_to_log_in_again_from_what_config_read_once(tmp_path):
+    """Config reads the stored login once, at configure; the diagnosis of each failed flow reads no file."""
+    from addon import store
+    environ = {"JUPYTERHUB_BRIDGE_HOME": str(tmp_path)}
+    store.save(store.Login(settings={"jupyter_server_ip_or_name": "10.0.0.5", "jupyter_server_port": "8443"},
+                           hub_token=store.HubToken("stored-hub-token", id="a1", user="alice",
+                                                    expires_at="2020-01-01T00:00:00Z")), environ)
+    c = Config(environ)
+    with taddons.context(c) as tctx:
+        tctx.configure(c, **{**OPTIONS, "jupyterhub_api_token": None})
+        assert c.settings.hub_token == "stored-hub-token" and c.stored_token.id == "a1"
+        os.chmod(store.path(environ), 0o644)  # read now, the file would be refused
+        f = request_flow("/api/contents")
+        f.request.headers["Authorization"] = "token stored-hub-token"
+        f.response = tutils.tresp(status_code=403, content=b'{"message": "Forbidden"}',
+                                  headers=[(b"content-type", b"application/json")])
+        Diagnosis(c).response(f)
+    assert json.loads(f.response.content)["message"].endswith(
+        "Your hub token expired on 2020-01-01 00:00 UTC: run ./run.sh login.")

@@ -22,14 +22,17 @@ def home(tmp_path):
     return {"JUPYTERHUB_BRIDGE_HOME": str(tmp_path / "bridge-home")}
 
 
-def logged_in(environ, expires_at: str | None = None):
+def logged_in(environ, expires_at: str | None = None) -> store.Login:
     expires_at = expires_at or f"{datetime.now(timezone.utc) + timedelta(days=30):%Y-%m-%dT%H:%M:%S.%fZ}"
-    data = {"settings": dict(HUB), "hub_token": {"token": "stored-hub-token", "id": "a7", "user": "alice",
-                                                 "expires_at": expires_at, "lifetime": 2592000,
-                                                 "scopes": ["access:servers!user=alice"]},
-            "local_token": "stored-local-token"}
-    store.save(data, environ)
-    return data
+    login = store.Login(settings=dict(HUB), hub_token=store.HubToken(
+        token="stored-hub-token", id="a7", user="alice", expires_at=expires_at, lifetime=2592000,
+        scopes=("access:servers!user=alice",)), local_token="stored-local-token")
+    store.save(login, environ)
+    return login
+
+
+def stored(environ) -> store.Login:
+    return store.load(environ)
 
 
 @pytest.mark.parametrize("environ, expected", [
@@ -44,24 +47,29 @@ def test_where_the_file_lives(environ, expected):
 
 
 def test_an_environment_without_a_home_has_no_login():
-    assert store.load({}) == {} and store.delete({}) is False
+    assert store.load({}) == store.Login() and store.delete({}) is False
     with pytest.raises(ValueError, match="HOME is not set"):
-        store.save({}, {})
+        store.save(store.Login(), {})
 
 
 def test_saved_only_for_its_owner_and_read_back(home):
-    data = logged_in(home)
+    login = logged_in(home)
     file = store.path(home)
     assert stat.S_IMODE(os.stat(file).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(file.parent).st_mode) == 0o700
-    assert store.load(home) == data
+    assert store.load(home) == login
     assert [p.name for p in file.parent.iterdir()] == ["login.json"]  # no temporary file left
+    # The file's shape, as earlier versions wrote it (a login stored before this change still loads).
+    assert json.loads(file.read_text()) == {
+        "settings": HUB, "local_token": "stored-local-token",
+        "hub_token": {"token": "stored-hub-token", "id": "a7", "user": "alice", "lifetime": 2592000,
+                      "expires_at": login.hub_token.expires_at, "scopes": ["access:servers!user=alice"]}}
 
 
 def test_no_file_is_no_login(home):
-    assert store.load(home) == {}
-    assert store.values(home) == {}
-    assert store.local_token(home) is None
+    assert store.load(home) == store.Login()
+    assert store.load(home).values() == {}
+    assert store.load(home).local_token is None
     assert store.delete(home) is False
 
 
@@ -73,6 +81,63 @@ def test_a_file_others_can_read_is_refused_with_the_fix(home, mode):
         store.load(home)
     with pytest.raises(ValueError, match="chmod 600"):
         settings.from_environment(home)
+
+
+def test_a_file_or_folder_of_another_user_is_refused_with_the_fix(home, monkeypatch):
+    logged_in(home)
+    file = store.path(home)
+    monkeypatch.setattr(os, "getuid", lambda: os.stat(file).st_uid + 1)  # as another user sees them
+    with pytest.raises(ValueError, match=rf"{file.parent}, the folder of your login file, belongs to another user "
+                                         r"\(uid \d+\): run 'sudo chown \d+ "):
+        store.load(home)
+    with pytest.raises(ValueError, match="belongs to another user"):
+        store.load(home, private=False)  # logout, too: it would send another user's token
+    with pytest.raises(ValueError, match="belongs to another user"):
+        store.save(store.Login(), home)
+
+
+def test_a_login_file_of_another_user_in_a_folder_of_ours_is_refused(home, monkeypatch):
+    logged_in(home)
+    file = store.path(home)
+    real = os.stat(file).st_uid
+    monkeypatch.setattr(store, "check_folder", lambda where, private=True: None)  # the folder is ours
+    monkeypatch.setattr(os, "getuid", lambda: real + 1)
+    says = rf"{file} belongs to another user \(uid {real}\), not to you: run 'rm {file}'"
+    with pytest.raises(ValueError, match=says):
+        store.load(home)
+
+
+def test_a_folder_others_may_write_to_is_refused_with_the_fix(home):
+    logged_in(home)
+    folder = store.path(home).parent
+    os.chmod(folder, 0o770)
+    with pytest.raises(ValueError, match=rf"{folder}, the folder of your login file, is writable by others "
+                                         rf"\(mode drwxrwx---\): run 'chmod 700 {folder}'"):
+        store.load(home)
+    assert store.load(home, private=False).local_token == "stored-local-token"  # logout may still revoke it
+    store.save(store.load(home, private=False), home)  # a new login makes it private again
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+
+
+def test_a_folder_that_is_a_symbolic_link_is_refused(home, tmp_path):
+    logged_in(home)
+    elsewhere = tmp_path / "link"
+    elsewhere.symlink_to(store.path(home).parent)
+    linked = {"JUPYTERHUB_BRIDGE_HOME": str(elsewhere)}
+    for use in (store.load, lambda environ: store.save(store.Login(), environ)):
+        with pytest.raises(ValueError, match=rf"{elsewhere}, the folder of your login file, is a symbolic link or not "
+                                             rf"a folder: run 'rm {elsewhere}'"):
+            use(linked)
+
+
+def test_resolve_reads_no_login_file(home):
+    """The stored login is an argument: resolve itself reads no login file, whatever the environment names."""
+    login = logged_in(home)
+    values = {o.name: None if o.secret else o.default for o in settings.OPTIONS}
+    values |= {**HUB, "jupyter_server_port": "8443"}
+    assert settings.resolve(values, home).hub_token is None
+    s = settings.resolve(values, home, login)
+    assert (s.hub_token, s.local_secret) == ("stored-hub-token", "stored-local-token")
 
 
 def test_a_file_that_is_not_the_bridges_is_refused(home):
@@ -88,7 +153,8 @@ def test_a_file_that_is_not_the_bridges_is_refused(home):
     ("hub.example.org", 8443, None),
 ])
 def test_the_stored_token_goes_only_to_its_own_hub(home, host, port, expected):
-    assert store.hub_token(logged_in(home), host, port) == expected
+    found = logged_in(home).hub_token_for(host, port)
+    assert (found.token if found else None) == expected
 
 
 def test_precedence_set_over_environment_over_stored_over_default(home):
@@ -119,20 +185,21 @@ def test_another_hub_in_the_environment_gets_no_stored_token(home):
 def test_the_mitmproxy_side_sees_the_same_values(home):
     """The launcher hands mitmdump the environment with the stored settings in it."""
     logged_in(home)
-    environ = settings.with_stored({**home, "JUPYTER_USERNAME": "bob"})
+    environ = settings.with_stored({**home, "JUPYTER_USERNAME": "bob"}, store.load(home))
     assert environ["JUPYTER_SERVER_IP_OR_NAME"] == "10.1.2.3" and environ["JUPYTER_USERNAME"] == "bob"
     assert "stored-hub-token" not in json.dumps(environ)  # the token is read from the file, not passed around
 
 
 def test_banner_says_what_came_from_the_file(home):
-    expires = store.expiry_text(logged_in(home))
+    login = logged_in(home)
+    expires = login.hub_token.expiry_text()
     environ = {**home, "JUPYTER_USERNAME": "alice"}
-    lines = store.origin_lines(environ, {"jupyter_server_port": "8443"}, settings.ENV_OF, "stored-hub-token",
+    lines = store.origin_lines(login, environ, {"jupyter_server_port": "8443"}, settings.ENV_OF, "stored-hub-token",
                                "stored-local-token")
     assert lines[0] == "  set with --set: jupyter_server_port"
     assert lines[1] == (f"  from {store.path(home)} (./run.sh login): JUPYTER_SERVER_IP_OR_NAME, JUPYTER_SERVER_NAME, "
                         f"JUPYTERHUB_BASE_URL, the hub token ({expires}), the bridge's token")
-    assert store.origin_lines(home, {}, settings.ENV_OF, "other", "other")[0].endswith("JUPYTER_USERNAME")
+    assert store.origin_lines(login, home, {}, settings.ENV_OF, "other", "other")[0].endswith("JUPYTER_USERNAME")
 
 
 @pytest.mark.parametrize("expires_at, text", [
@@ -143,7 +210,7 @@ def test_banner_says_what_came_from_the_file(home):
 ])
 def test_expiry_text(expires_at, text):
     now = store.parse_time("2026-11-29T12:00:00Z")
-    assert store.expiry_text({"hub_token": {"expires_at": expires_at}}, now) == text
+    assert store.HubToken("t", expires_at=expires_at).expiry_text(now) == text
 
 
 @pytest.mark.parametrize("token, now, advice", [
@@ -154,8 +221,8 @@ def test_expiry_text(expires_at, text):
     (None, "2026-12-01T00:00:00Z", ""),
 ])
 def test_advice_for_a_refused_stored_token(home, token, now, advice):
-    logged_in(home, "2026-12-29T13:00:00.000000Z")
-    assert store.refused_token_advice(token, home, store.parse_time(now)) == advice
+    login = logged_in(home, "2026-12-29T13:00:00.000000Z")
+    assert store.refused_token_advice(login.holds(token), store.parse_time(now)) == advice
 
 
 def test_the_diagnosis_of_a_refused_stored_token_says_run_login():
