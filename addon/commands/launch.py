@@ -130,7 +130,7 @@ def main(argv: list[str]) -> int:
     # mitmproxy resolves the settings again: give it the same local secret, user and stored login settings.
     env = {**settings.with_stored(os.environ, stored), "JUPYTER_PROXY_TOKEN": s.local_secret,
            "JUPYTER_USERNAME": s.username}
-    # mitmdump/mitmweb through addon/commands/startup.py, which holds connections until mitmproxy has started (issue 9).
+    # mitmdump/mitmweb through addon/commands/startup.py, which listens only once mitmproxy has started (issues 9, 19).
     # -P: an `addon` folder in the working directory must not stand in for this package (installed or not).
     os.execve(sys.executable, [sys.executable, "-P", "-m", "addon.commands.startup", tool, *args, *extra], env)
 
