@@ -223,8 +223,8 @@ async def events(s: Settings, tls: ssl.SSLContext, target: str, headers: list[tu
                 found = stream.feed(bytes(event.data))
             except TooLarge as e:
                 raise refused(hub_at(s), e) from None
-            for e in found:
-                yield e
+            for sent in found:
+                yield sent
 
 
 async def handshake(s: Settings, tls: ssl.SSLContext) -> x509.Certificate:
