@@ -56,7 +56,7 @@ class Autostart:
             await self.starter.run()
         except lifecycle.StartFailed as e:
             flow.request.stream = False
-            flow.response = own_response(503, str(e))
+            flow.response = own_response(flow, 503, str(e))
 
     async def responseheaders(self, flow: http.HTTPFlow) -> None:
         s = self.config.settings
@@ -88,25 +88,25 @@ class Autostart:
     async def _after_start(self, flow: http.HTTPFlow) -> http.Response:
         s, request = self.config.settings, flow.request
         if why := lifecycle.cannot_start(s):
-            return own_response(503, why)
+            return own_response(flow, 503, why)
         if not flow.metadata.get(BRIDGES):
-            return own_response(503, guard.not_started_for_others(s))
+            return own_response(flow, 503, guard.not_started_for_others(s))
         try:
             await self.starter.run()
         except lifecycle.StartFailed as e:
-            return own_response(503, str(e))
+            return own_response(flow, 503, str(e))
         if request.stream or request.raw_content is None or is_websocket(request):
-            return own_response(503, "Your JupyterHub server was not running; the bridge has started it. "
+            return own_response(flow, 503, "Your JupyterHub server was not running; the bridge has started it. "
                                      "Send the request again (the bridge could not keep this one).")
         try:
             answer = await self.config.hub.request(request.method, request.path,
                                                    upstream_headers(request), request.raw_content)
         except hub.HubError as e:
-            return own_response(503, f"Your JupyterHub server has been started, but sending the request to it "
+            return own_response(flow, 503, f"Your JupyterHub server has been started, but sending the request to it "
                                      f"failed: {e.message}. Send it again.")
         r = from_hub(answer)
         if hub_answered(r, s.base_url):
-            return own_response(503, f"Your JupyterHub server stopped again right after its start: see "
+            return own_response(flow, 503, f"Your JupyterHub server stopped again right after its start: see "
                                      f"{s.hub_home}.")
         if "text/html" in r.headers.get("content-type", ""):
             # A page: the browser loads it again through the bridge, which removes the hub token from pages.

@@ -1,5 +1,6 @@
 """Every failed exchange gets one cause and one fix: as the flow's comment and mark (mitmweb), and as one
-warning line per cause and minute in the log."""
+warning line per cause and minute in the log. Both quote a client's method and path and the hub's or a server's
+message: they are escaped (printable) where the line is made."""
 
 import json
 import logging
@@ -10,6 +11,9 @@ from mitmproxy import tls
 from addon.core import diagnose
 from addon import store
 from addon.config import Config
+from addon.core.printable import LINE
+from addon.core.printable import printable
+from addon.rewrite import OWN
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +26,7 @@ def outcome(flow: http.HTTPFlow) -> diagnose.Outcome:
     return diagnose.Outcome(r.status_code, r.headers, body or "", method=flow.request.method,
                            websocket=flow.request.headers.get("upgrade", "").lower() == "websocket",
                            credential="authorization" in flow.request.headers,
-                           origin="origin" in flow.request.headers)
+                           origin="origin" in flow.request.headers, own=bool(flow.metadata.get(OWN)))
 
 
 class Diagnosis:
@@ -66,8 +70,8 @@ class Diagnosis:
         found = diagnose.diagnose(answer, facts)
         if found is None:
             return None
-        flow.comment = found.text
+        flow.comment = printable(found.text, LINE)
         flow.marked = ":warning:"
         if self.warned(found.key):
-            logger.warning(f"{flow.request.method} {flow.request.path}: {found.text}")
+            logger.warning(printable(f"{flow.request.method} {flow.request.path}: {found.text}", LINE))
         return found

@@ -10,27 +10,29 @@ from mitmproxy.proxy import server_hooks
 from mitmproxy.utils import human
 
 from addon.core import credentials
-from addon.core import diagnose
 from addon.core import forward
 from addon.core import guard
 from addon.core import route
 from addon.config import Config
 
 
-def own_response(status: int, message: str) -> http.Response:
-    """An answer the bridge gives itself, as Jupyter's JSON errors look."""
-    return http.Response.make(status, json.dumps({"message": message}),
-                              {"Content-Type": "application/json", "Server": diagnose.OWN_SERVER})
-
-
+SERVER = "jupyterhub-bridge"  # the Server header of the bridge's own answers, for people; an upstream one is dropped
+OWN = "bridge_answer"  # flow.metadata: the bridge made this flow's answer itself (the diagnosis trusts no header)
 BRIDGES = "bridge_client"  # flow.metadata: the client presented the bridge's own token or browser cookie
+
+
+def own_response(flow: http.HTTPFlow, status: int, message: str) -> http.Response:
+    """An answer the bridge gives itself, as Jupyter's JSON errors look; the flow is marked as answered by it."""
+    flow.metadata[OWN] = True
+    return http.Response.make(status, json.dumps({"message": message}),
+                              {"Content-Type": "application/json", "Server": SERVER})
 
 
 def login_response(plan: forward.Redirect) -> http.Response:
     """A browser's login: on to the same URL without the local token in it (with a ticket, which flows show
     redacted), with the cookie where it belongs."""
     response = http.Response.make(302, b"", {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-                                             "Server": diagnose.OWN_SERVER})
+                                             "Server": SERVER})
     secrets = {"Location": (plan.location, credentials.redact_query_tokens(plan.location))}
     if plan.set_cookie:
         secrets["Set-Cookie"] = (plan.set_cookie, guard.redact_cookie(plan.set_cookie))
@@ -101,11 +103,12 @@ class RewriteRequest:
             plan = forward.request_changes(flow.request.path, flow.request.headers, s, self.browsers)
         except route.Refused as refused:
             flow.request.stream = False  # mitmproxy cannot answer a request it already streams
-            flow.response = own_response(refused.status, refused.message)
+            flow.response = own_response(flow, refused.status, refused.message)
             return
         if isinstance(plan, forward.Redirect):
             flow.request.stream = False
             flow.response = login_response(plan)
+            flow.metadata[OWN] = True
             return
         flow.request.path = plan.target
         for name, value in plan.headers.items():
@@ -130,6 +133,8 @@ class RewriteResponse:
         if not flow.live or flow.response is None or s is None:
             return
         headers = flow.response.headers
+        if not flow.metadata.get(OWN) and SERVER in headers.get("server", "").lower():
+            headers.pop("server")  # upstream, posing as the bridge: its messages are not the bridge's
         if "location" in headers:
             headers["location"] = route.rewrite_location(headers["location"], s.prefix, s.hub_origins)
         if cookies := headers.get_all("set-cookie"):
@@ -137,7 +142,7 @@ class RewriteResponse:
         if s.hub_token and credentials.is_page(headers.get("content-type", "")):
             headers["Referrer-Policy"] = "same-origin"  # the browser's host name stays with the bridge
             if flow.response.raw_content is None and streams(headers):  # a body to come, which mitmproxy streams
-                flow.response.stream = page_stream(flow.response, s.hub_token)
+                flow.response.stream = page_stream(flow, s.hub_token)
 
     def response(self, flow: http.HTTPFlow) -> None:
         """A page held whole (or an answer an addon made): the hub token out, decoded first."""
@@ -147,7 +152,7 @@ class RewriteResponse:
         try:
             content = credentials.decoded(r.headers.get("content-encoding", ""), r.raw_content)
         except ValueError:
-            flow.response = own_response(502, undecodable(r.headers.get("content-encoding", "")))
+            flow.response = own_response(flow, 502, undecodable(r.headers.get("content-encoding", "")))
             return
         if s.hub_token.encode() in content:
             r.headers.pop("content-encoding", None)
@@ -162,14 +167,15 @@ def streams(headers: http.Headers) -> bool:
     return limit is not None and not (length.isdigit() and int(length) <= limit)
 
 
-def page_stream(response: http.Response, hub_token: str):
+def page_stream(flow: http.HTTPFlow, hub_token: str):
     """The filter a streaming page passes through: the hub token blanked (JupyterHub writes the token that
     authenticated a page into its page config), decoded first when the hub compressed it although asked for
     identity. A page in a coding the bridge cannot undo becomes a 502."""
+    response = flow.response
     try:
         decode = credentials.decoder(response.headers.get("content-encoding", ""))
     except ValueError:
-        return refusal_stream(response, undecodable(response.headers.get("content-encoding", "")))
+        return refusal_stream(flow, undecodable(response.headers.get("content-encoding", "")))
     if decode:
         response.headers.pop("content-encoding")
         response.headers.pop("content-length", None)
@@ -185,9 +191,9 @@ def undecodable(content_encoding: str) -> str:
             "'Accept-Encoding: identity'.")
 
 
-def refusal_stream(response: http.Response, message: str):
+def refusal_stream(flow: http.HTTPFlow, message: str):
     """A streaming answer replaced, headers and body, by the bridge's own."""
-    own = own_response(502, message)
+    response, own = flow.response, own_response(flow, 502, message)
     response.status_code, response.reason, response.headers = own.status_code, own.reason, own.headers
     return lambda chunk: [] if chunk else [own.content]
 
@@ -197,13 +203,13 @@ class Redact:
     needs no usable token."""
 
     def response(self, flow: http.HTTPFlow) -> None:
-        redact(flow)
+        redact_flow(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        redact(flow)
+        redact_flow(flow)
 
 
-def redact(flow: http.HTTPFlow) -> None:
+def redact_flow(flow: http.HTTPFlow) -> None:
     if auth := flow.request.headers.get("authorization"):
         flow.request.headers["authorization"] = guard.redact_authorization(auth)
     if "?" in flow.request.path:

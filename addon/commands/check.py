@@ -15,6 +15,8 @@ from mitmproxy.http import Headers  # case-insensitive, as the bridge's request 
 from addon.core import credentials
 from addon.core import diagnose
 from addon.core.errors import BridgeError
+from addon.core.printable import LINE
+from addon.core.printable import printable
 from addon.core import forward
 from addon.hub import api as hub
 from addon.hub import owner
@@ -185,11 +187,17 @@ def paste_url(s: Settings, stored: store.Login, environ=os.environ) -> str:
 
 
 def report(f: Failed) -> int:
-    print(f"✗ {f.what}")
+    say(f"✗ {f.what}")
     for detail in f.details:
-        print(f"    {detail}")
-    print(f"    fix: {f.fix}")
+        say(f"    {detail}")
+    say(f"    fix: {f.fix}")
     return 1
+
+
+def say(line: str) -> None:
+    """The one printer of the checklist's lines, which quote the hub (its version, URLs, names, messages) and the
+    certificate: escaped and bounded."""
+    print(printable(line, LINE), flush=True)
 
 
 async def run(s: Settings, stored: store.Login) -> int:
@@ -203,11 +211,11 @@ async def run(s: Settings, stored: store.Login) -> int:
             return report(f)
         except (hub.HubError, TimeoutError) as e:  # the hub stopped answering half-way
             return report(failure(diagnose.Outcome(None, error=str(e) or "timed out"), c.s))
-        print(line if line.startswith("– ") else f"✓ {line}")
+        say(line if line.startswith("– ") else f"✓ {line}")
     if not s.hub_token:
-        print("– token, server state and /api/kernelspecs not checked: JUPYTERHUB_API_TOKEN is not set, "
+        say("– token, server state and /api/kernelspecs not checked: JUPYTERHUB_API_TOKEN is not set, "
               "the IDE brings its own hub token")
-    print(f"Paste into PyCharm: {paste_url(s, stored)}")
+    say(f"Paste into PyCharm: {paste_url(s, stored)}")
     return 0
 
 
@@ -220,12 +228,11 @@ def main(argv: list[str]) -> int:
         stored = store.load(os.environ)
         s = settings.from_environment(os.environ, launch.set_overrides(argv), stored)
     except ValueError as e:
-        print(f"✗ settings: {e}")
+        say(f"✗ settings: {e}")
         return 1
     server = f"server '{s.named_server}' of " if s.named_server else ""
     user = f"user '{s.username}'" if s.username else "the hub token's owner"
-    print(f"✓ settings: {server}{user} on {s.dial_url} (TLS name '{s.tls_name}'), "
-          f"base URL {s.base_url}")
+    say(f"✓ settings: {server}{user} on {s.dial_url} (TLS name '{s.tls_name}'), base URL {s.base_url}")
     return asyncio.run(run(s, stored))
 
 

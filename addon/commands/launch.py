@@ -7,11 +7,14 @@ import dataclasses
 import os
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from addon.hub import api as hub
 from addon.hub import owner
 from addon.core import settings
+from addon.core.printable import LINE
+from addon.core.printable import printable
 from addon import store
 
 ADDON = Path(__file__).resolve().parents[1]  # the addon package: its main.py is the -s script
@@ -88,7 +91,9 @@ def token_owner(s: settings.Settings) -> tuple[settings.Settings, list[str]]:
     return s, []
 
 
-def banner(s: settings.Settings) -> str:
+def banner(s: settings.Settings, notes: Sequence[str] = ()) -> str:
+    """What the bridge prints at start, with the notes under it; each line escaped: the user's name may be the
+    hub's word (the token's owner), and names are the hub's too."""
     server = f"server '{s.named_server}' of user '{s.username}'" if s.named_server else f"user '{s.username}'"
     token = (f"sends the hub token (…{s.hub_token[-4:]}) for clients with the bridge's token" if s.hub_token
              else "clients bring their own hub token (set JUPYTERHUB_API_TOKEN to keep it out of the IDE)")
@@ -105,7 +110,7 @@ def banner(s: settings.Settings) -> str:
         lines.append("  warning: JUPYTER_PROXY_TOKEN is empty: any local program can use your server.")
     if not settings.is_loopback(s.listen_host):
         lines.append(f"  warning: listening on {s.listen_host}, not loopback: others on the network can reach it.")
-    return "\n".join(lines)
+    return "\n".join(printable(line, LINE) for line in [*lines, *notes])
 
 
 def main(argv: list[str]) -> int:
@@ -126,7 +131,7 @@ def main(argv: list[str]) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print("\n".join([banner(s), *notes]), flush=True)
+    print(banner(s, notes), flush=True)
     # mitmproxy resolves the settings again: give it the same local secret, user and stored login settings.
     env = {**settings.with_stored(os.environ, stored), "JUPYTER_PROXY_TOKEN": s.local_secret,
            "JUPYTER_USERNAME": s.username}

@@ -25,6 +25,8 @@ from addon.commands import launch
 from addon.commands import logout
 from addon.core import settings
 from addon.core.errors import BridgeError
+from addon.core.printable import LINE
+from addon.core.printable import printable
 from addon import store
 from addon.hub import tokens
 from addon.core.settings import Settings
@@ -104,7 +106,7 @@ def reach(values: dict[str, str]) -> Settings:
     c = check.Checklist(s, hub.Hub(s))
     for step in (check.check_address, check.check_tls, check.check_hub):
         try:
-            print(f"✓ {asyncio.run(step(c))}")
+            check.say(f"✓ {asyncio.run(step(c))}")
         except check.Failed as f:
             check.report(f)
             raise Stop("login stopped: fix the above, then run ./run.sh login again.") from None
@@ -123,7 +125,7 @@ async def sign_in(s: Settings, password: str, lifetime: int) -> store.HubToken:
         if answer.status == 403:
             raise Stop(f"the hub refused the password of '{s.username}' (or the user name): try again.")
         request, why = tokens.narrowed(request, answer)
-        print(f"  {why}")
+        check.say(f"  {why}")
         if request is None:
             raise Stop("no token was made.")
     raise Stop("the hub kept refusing the token request: no token was made.")
@@ -190,10 +192,10 @@ def login(args, environ=os.environ) -> int:
     new = store.Login(settings=kept, hub_token=made, local_token=local or secrets.token_urlsafe(24))
     where = store.save(new, environ)
     if old.hub_token and old.hub_token.token != made.token:
-        print(f"  the earlier login: {logout.revoke(old)}")
+        check.say(f"  the earlier login: {logout.revoke(old)}")
     scopes = ", ".join(made.scopes or ["as the token page made it"])
-    print(f"Logged in to {s.dial_url}{s.base_url.lstrip('/')} as '{made.user}'. The hub token "
-          f"{made.expiry_text()}; its scopes: {scopes}. Kept in {where}.")
+    check.say(f"Logged in to {s.dial_url}{s.base_url.lstrip('/')} as '{made.user}'. The hub token "
+              f"{made.expiry_text()}; its scopes: {scopes}. Kept in {where}.")
     try:
         print(f"Now start the bridge with ./run.sh and paste into PyCharm: "
               f"{launch.connect_url(settings.from_environment(environ, stored=new))}")
@@ -221,7 +223,7 @@ def main(argv: list[str]) -> int:
             return logout.logout()
         return login(arguments(argv[1:] if argv[:1] == ["login"] else argv))
     except (BridgeError, ValueError, hub.HubError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(printable(f"error: {e}", LINE), file=sys.stderr)  # the hub's words in it, escaped
         return 1
     except (KeyboardInterrupt, EOFError):
         print("\nlogin stopped: nothing was stored.", file=sys.stderr)

@@ -6,6 +6,8 @@ import os
 
 from addon.hub import api as hub
 from addon.core import settings
+from addon.core.printable import LINE
+from addon.core.printable import printable
 from addon import store
 from addon.core.settings import Settings
 
@@ -41,8 +43,9 @@ def logout(environ=os.environ) -> int:
         login = store.load(environ, private=False)  # one that others could read is the first to revoke
     except ValueError as e:
         login = store.Login()
-        print(f"warning: {e}")
+        print(printable(f"warning: {e}", LINE))
     said = revoke(login) if login != store.Login() else "there was no stored login"
     removed = store.delete(environ)
-    print(f"Logged out: {said}; {'removed ' + str(store.path(environ)) if removed else 'no file to remove'}.")
+    print(printable(f"Logged out: {said}; {'removed ' + str(store.path(environ)) if removed else 'no file to remove'}.",
+                    LINE))  # `said` quotes the hub
     return 0

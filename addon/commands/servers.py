@@ -19,6 +19,8 @@ from addon.core import lifecycle
 from addon.core import settings
 from addon.hub import spawn_options
 from addon.core.errors import BridgeError
+from addon.core.printable import LINE
+from addon.core.printable import printable
 from addon.core.settings import Settings
 
 STOP_TIMEOUT = 120.0  # a spawner's stop (SIGTERM, then SIGKILL; a batch job's cancel) ends well within this
@@ -53,12 +55,14 @@ def shared_rows(shares: list[dict], used: tuple[str, str]) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    """Plain columns for a terminal; '*' marks the server the bridge is set to use."""
+    """Plain columns for a terminal, each cell escaped (the hub's text); '*' marks the server the bridge is set
+    to use."""
     def cells(row: dict) -> list[str]:
         name = row["server"] or "(default)"
         name = f"{name} (shared by {row['shared_by']})" if row["shared_by"] else name
-        return [("* " if row["used"] else "  ") + name, row["state"], row["url"], row["started"][:19],
-                row["last_activity"][:19], spawn_options.shown(row["options"])]
+        shown = [name, row["state"], row["url"], str(row["started"])[:19], str(row["last_activity"])[:19],
+                 spawn_options.shown(row["options"])]
+        return [("* " if row["used"] else "  ") + printable(shown[0])] + [printable(c) for c in shown[1:]]
     lines = [HEADINGS] + [cells(r) for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADINGS))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
@@ -100,14 +104,11 @@ async def shared_part(h: hub.Hub, me: str, used: tuple[str, str]) -> tuple[list[
 
 
 async def listing(h: hub.Hub, s: Settings) -> tuple[list[dict], list[str]]:
-    """The rows of the servers the token may see, and one line for each part it may not; fails only when it may
-    see none."""
+    """The rows of the servers the token may see, and one line for each part it may not (two: it may see none)."""
     me = await user_name(h)
     used = (s.username or me, s.named_server)
     own, own_missing = await own_part(h, me, used)
     shared, shared_missing = await shared_part(h, me, used)
-    if own_missing and shared_missing:
-        raise CommandFailed(f"{own_missing}\n{shared_missing}")
     return own + shared, [line for line in (own_missing, shared_missing) if line]
 
 
@@ -118,7 +119,7 @@ async def start(h: hub.Hub, s: Settings, server: str) -> str:
     if await lifecycle.server_state(h, user, server) == "ready":
         return f"{what} is already running"
     options = f" with options {spawn_options.shown(s.server_options)}" if s.server_options else ""
-    print(f"starting {what}{options}...", flush=True)
+    show(f"starting {what}{options}...")
     try:
         async with asyncio.timeout(s.start_timeout):
             await lifecycle.start_and_wait(h, dataclasses.replace(s, username=user, named_server=server))
@@ -143,7 +144,7 @@ async def stop(h: hub.Hub, s: Settings, server: str) -> str:
         lacks = f": the token lacks the scope delete:servers!user={user}" if e.status == 403 else ""
         raise CommandFailed(f"The hub refused to stop {what}{lacks} (the hub said: {e.message}).",
                             "Run ./run.sh login." if lacks else "") from None
-    print(f"stopping {what}...", flush=True)
+    show(f"stopping {what}...")
     while time.monotonic() - t0 < STOP_TIMEOUT:
         if (found := await lifecycle.server_state(h, user, server)) is None:
             return f"the hub is stopping {what} (this token may not follow its state)"
@@ -156,16 +157,26 @@ async def stop(h: hub.Hub, s: Settings, server: str) -> str:
 USAGE = "usage: ./run.sh servers [--json] | start [SERVER] | stop [SERVER]  [--set option=value ...]"
 
 
+def show(line: str, file=None) -> None:
+    """The one printer of these commands' lines, which quote the hub: escaped and bounded (the table escapes its
+    cells, the JSON escapes itself)."""
+    print(printable(line, LINE), file=file or sys.stdout, flush=True)
+
+
 async def run(command: str, args: list[str], s: Settings, as_json: bool) -> int:
     h = hub.Hub(s)
     if command == "servers":
         rows, missing = await listing(h, s)
+        if len(missing) == 2:  # the token may see none of them
+            show(f"error: {missing[0]}", sys.stderr)
+            show(missing[1], sys.stderr)
+            return 1
         print(json.dumps(rows, indent=2) if as_json else table(rows))
         for line in missing:  # on stderr: the JSON on stdout stays whole
-            print(f"note: {line}", file=sys.stderr)
+            show(f"note: {line}", sys.stderr)
         return 0
     server = args[0].strip("/") if args else s.named_server
-    print(await (start if command == "start" else stop)(h, s, server))
+    show(await (start if command == "start" else stop)(h, s, server))
     return 0
 
 
@@ -183,7 +194,7 @@ def main(argv: list[str]) -> int:
                                 "stored login: these commands ask the hub with your token.", "Run ./run.sh login.")
         return asyncio.run(run(command, positional, s, "--json" in rest))
     except (BridgeError, ValueError, hub.HubError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        show(f"error: {e}", sys.stderr)
         return 1
 
 

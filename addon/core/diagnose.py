@@ -18,7 +18,6 @@ from addon import store
 from addon.core.settings import Settings
 from addon.core.settings import host_in_url
 
-OWN_SERVER = "jupyterhub-bridge"  # the Server header of the bridge's own answers
 IOPUB_MARK = b"IOPub data rate exceeded"
 
 
@@ -33,6 +32,7 @@ class Outcome:
     websocket: bool = False
     credential: bool = False  # an Authorization header went upstream
     origin: bool = False  # an Origin header went upstream
+    own: bool = False  # the bridge made this answer itself (known from the flow, never from a header)
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,8 @@ def message(body: str) -> str:
         return str(json.loads(body).get("message") or "")
     except (ValueError, AttributeError):
         found = re.search(r"<h1>(.*?)</h1>", body, re.S)
-        return html.unescape(re.sub(r"\s+", " ", found.group(1))).strip() if found else ""
+        # Unescaped first: a heading's &#13;&#10; is whitespace like any other, collapsed with it.
+        return re.sub(r"\s+", " ", html.unescape(found.group(1))).strip() if found else ""
 
 
 def _has(text: str, *needles: str) -> bool:
@@ -158,9 +159,9 @@ RULES: tuple[Rule, ...] = (
      "The TLS handshake with {f.address} failed: {a.error}",
      "Check JUPYTER_CLUSTER_CA_CERT and JUPYTER_SERVER_NAME; `./run.sh check` shows the hub's certificate."),
     # The bridge's own 503 for a start the hub refused because of the options: it quotes the hub and says the fix.
-    ("server-options", lambda a: a.headers.get("server") == OWN_SERVER and a.status == 503
+    ("server-options", lambda a: a.own and a.status == 503
      and "JUPYTER_SERVER_OPTIONS" in a.body, "{m}", ""),
-    ("bridge", lambda a: a.headers.get("server") == OWN_SERVER and a.status is not None and a.status >= 400,
+    ("bridge", lambda a: a.own and a.status is not None and a.status >= 400,
      "The bridge answered {a.status}: {cause}", "{fix}"),
     ("server-not-running-write", lambda a: a.status == 403 and _hub_page(a) and "_xsrf" in a.body,
      "Your server is not running: the hub itself answered this {a.method} ('_xsrf' argument missing) "

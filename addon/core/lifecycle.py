@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from addon.core.errors import BridgeError
+from addon.core.printable import LINE
+from addon.core.printable import printable
 from addon.hub import spawn_options
 from addon.hub.api import HubError
 from addon.hub import owner
@@ -95,7 +97,9 @@ def refusal(e: HubError, s: Settings) -> str:
 
 
 def log_progress(event: dict) -> None:
-    logger.info(f"Starting your server: {event.get('progress', '?')}% {event.get('message', '')}".rstrip())
+    """One line of the hub's progress, in the bridge's log and in `./run.sh start`: the hub's words escaped."""
+    line = f"Starting your server: {event.get('progress', '?')}% {event.get('message', '')}".rstrip()
+    logger.info(printable(line, LINE))
 
 
 async def start_and_wait(hub, s: Settings) -> None:

