@@ -32,6 +32,8 @@ SUBCOMMANDS: dict[str, tuple[str, str | None, str]] = {
     "stop": ("servers", "stop", "stop your server, or stop SERVER (it is kept, not deleted): frees what it holds "
                                 "on the cluster"),
     "open": ("open", None, "open the bridge's URL in your browser"),
+    "admin": ("admin", None, "for the hub's admin: oauth-config prints the OAuth client login --browser needs, "
+                             "register-oauth registers it"),
 }
 # Only run.sh runs these: they need the repository's devhub, tests and Node.js packages.
 CHECKOUT_ONLY = {

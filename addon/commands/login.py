@@ -23,6 +23,7 @@ from addon.hub import api as hub
 from addon.hub import owner
 from addon.commands import launch
 from addon.commands import logout
+from addon.commands import oauth
 from addon.core import settings
 from addon.core.errors import BridgeError
 from addon.core.printable import LINE
@@ -91,7 +92,7 @@ def gather(args, environ) -> dict[str, str]:
     if "jupyter_cluster_ca_cert" not in known:
         prompt = "The CA file (PEM) of the hub's certificate (the default: the system trust store if it is absent)"
         values["jupyter_cluster_ca_cert"] = ask(prompt, interactive, "jupyter_cluster_ca_cert", settings.DEFAULT_CA)
-    if "jupyter_username" not in known and not args.token_stdin:
+    if "jupyter_username" not in known and not (args.token_stdin or args.browser):
         values["jupyter_username"] = ask("User name on the hub", interactive, "jupyter_username")
     return values
 
@@ -153,23 +154,26 @@ async def pasted(s: Settings, token: str) -> store.HubToken:
 
 def credentials_for(s: Settings, args, interactive: bool) -> store.HubToken:
     """The new token: made from the password, or pasted from the token page on hubs that take no password."""
+    if args.browser and (token := oauth.browser_token(s, args.set, args.open)):
+        return oauth.own_token(s, asyncio.run(pasted(s, token)), "the sign-in's OAuth token")
     page = ""
-    if not args.token_stdin:
+    if not (args.token_stdin or args.browser):
         answer = asyncio.run(hub.Hub(s).request("GET", f"{s.base_url}hub/login", [("Host", s.hub_authority)]))
         page = answer.body.decode(errors="replace")
-    if args.token_stdin or not takes_password(page):
+    if args.token_stdin or args.browser or not takes_password(page):
         token_page = f"{s.dial_url}{s.base_url.lstrip('/')}hub/token"
         if args.password_stdin:
             raise Stop(f"this hub's sign-in takes no password (single sign-on): make a token on {token_page} "
                        "and give it with --token-stdin.")
+        why = "" if args.browser else "This hub's sign-in takes no password (single sign-on). "
         if not args.token_stdin:
-            print(f"This hub's sign-in takes no password (single sign-on). Sign in on {token_page}, make a token "
+            print(f"{why}Sign in on {token_page}, make a token "
                   f"there (one that expires; scopes: {' '.join(tokens.wanted_scopes(s.username or '<you>'))}, or none: "
                   "all of yours) and paste it here.")
             if sys.platform == "darwin" or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
                 webbrowser.open(token_page)  # not without a desktop: it would start a text browser in this terminal
         token = sys.stdin.readline().strip() if args.token_stdin else getpass.getpass("Token (hidden): ").strip()
-        return asyncio.run(pasted(s, token))
+        return oauth.own_token(s, asyncio.run(pasted(s, token)), "the pasted token")
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif interactive:
@@ -211,6 +215,9 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     given.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     given.add_argument("--token-stdin", action="store_true",
                        help="read a token made on the hub's token page from standard input (hubs without passwords)")
+    parser.add_argument("--browser", action="store_true",
+                        help="sign in on the hub's own page in your browser (single sign-on; the hub's OAuth client)")
+    parser.add_argument("--no-open", dest="open", action="store_false", help="--browser: print the URL only")
     parser.add_argument("--new-local-token", action="store_true",
                         help="make a new token for the bridge's URL (the IDE then needs the new URL)")
     parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE", help="a setting (./run.sh help)")

@@ -78,6 +78,17 @@ OPTIONS = (
            "The options a server is started with (a profile, a partition, a time limit): a JSON object such as "
            '{"profile": "gpu-small"}, or key=value pairs separated by commas.',
            shown_default="none: the hub reuses those of the last start"),
+    Option("jupyter_oauth_port", "JUPYTER_OAUTH_PORT", "8765",
+           "./run.sh login --browser: the port on 127.0.0.1 the sign-in comes back to, only while it waits; the "
+           "hub's OAuth client has the redirect URI http://127.0.0.1:<port>/oauth_callback."),
+    Option("jupyter_oauth_client_id", "JUPYTER_OAUTH_CLIENT_ID", "service-jupyterhub-bridge",
+           "./run.sh login --browser: the OAuth client id the hub's admin registered (./run.sh admin oauth-config)."),
+    Option("jupyter_oauth_client_secret", "JUPYTER_OAUTH_CLIENT_SECRET", "",
+           "./run.sh login --browser: the OAuth client's secret, as the hub's admin handed it out.",
+           secret=True, shown_default="unset"),
+    Option("jupyter_oauth_client_secret_file", "JUPYTER_OAUTH_CLIENT_SECRET_FILE", "",
+           "A file holding the OAuth client's secret, instead of JUPYTER_OAUTH_CLIENT_SECRET; refused if others "
+           "can read it.", shown_default="unset"),
 )
 OPTION_NAMES = frozenset(o.name for o in OPTIONS)
 ENV_OF = {o.name: o.env for o in OPTIONS}

@@ -7,6 +7,7 @@ import json
 import ssl
 from collections.abc import AsyncIterator
 from urllib.parse import quote
+from urllib.parse import urlencode
 
 from cryptography import x509
 
@@ -115,6 +116,17 @@ class Hub:
     async def token_model(self, user: str, token_id: str) -> dict:
         """A token's model (expires_at, scopes, note); raises HubError when the hub refuses."""
         return (await self._api("GET", token_path(user, token_id))).json()
+
+    async def oauth_token(self, form: dict[str, str]) -> Answer:
+        """POST <base>hub/api/oauth2/token with a form (login --browser's code exchange, which carries the client's
+        secret in the body, never a header); the answer as it is (200: access_token; 400/401: error)."""
+        headers = [("Host", self.settings.hub_authority), ("Accept", "application/json"),
+                   ("Content-Type", "application/x-www-form-urlencoded")]
+        target = self._target("/oauth2/token")
+        try:
+            return await asyncio.wait_for(self.request("POST", target, headers, urlencode(form).encode()), API_TIMEOUT)
+        except TimeoutError:
+            raise HubError(0, f"the hub did not answer POST {target} within {API_TIMEOUT:g} s") from None
 
     # Servers, for ./run.sh servers, start and stop, and for starts with options.
     async def version(self) -> str:

@@ -221,7 +221,8 @@ def test_sso_hub_token_from_the_token_page(sso_hub, tmp_path):
     p = run(login_args(sso_hub, "--token-stdin"), home, pasted + "\n")
     assert p.returncode == 0, p.stdout + p.stderr
     data = store.load({"JUPYTERHUB_BRIDGE_HOME": str(home)})
-    assert data.hub_token.token == pasted and data.settings["jupyter_username"] == "alice"
+    # it may make tokens: exchanged for the bridge's own (issue 21; tests/hub/test_oauth.py)
+    assert data.hub_token.token != pasted and data.settings["jupyter_username"] == "alice"
     assert stat.S_IMODE((home / "login.json").stat().st_mode) == 0o600
     p = run(login_args(sso_hub, "--token-stdin"), tmp_path / "other", "not-a-token\n")
     assert p.returncode == 1 and "did not accept that token" in p.stderr

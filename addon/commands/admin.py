@@ -1,0 +1,129 @@
+"""`./run.sh admin`: for the hub's admin, the OAuth client that `login --browser` signs users in through.
+
+oauth-config prints the jupyterhub_config.py lines (a service that is only an OAuth client: no roles, so its
+secret, which every user holds, can do nothing by itself) and how to hand the secret to users; register-oauth
+registers the same client at run time through the Hub API (JupyterHub 5.0+, a token with admin:services in
+JUPYTERHUB_API_TOKEN) and prints its secret once. Either way users need the scope access:services!service=<name>
+to authorize it, which only the hub's configuration can give (JupyterHub 6: extra_user_scopes, 5: load_roles)."""
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import sys
+from urllib.parse import quote
+
+from addon.commands import launch
+from addon.commands.oauth import SCOPES
+from addon.core import settings
+from addon.core.errors import BridgeError
+from addon.core.oauth_flow import Client
+from addon.core.options import OPTIONS
+from addon.core.printable import printable
+from addon.hub import api as hub
+
+NAME = "jupyterhub-bridge"
+PORT = int(next(o.default for o in OPTIONS if o.name == "jupyter_oauth_port"))
+
+
+def client_of(name: str, port: int) -> Client:
+    return Client(f"service-{name}", "", port)  # the hub wants a service's client id to start with service-
+
+
+def service(name: str, port: int) -> dict:
+    """The service as the hub takes it (config or POST /hub/api/services/<name>), without its secret."""
+    c = client_of(name, port)
+    return {"name": name, "oauth_client_id": c.id, "oauth_redirect_uri": c.redirect_uri,
+            "oauth_client_allowed_scopes": SCOPES}
+
+
+def user_scope(name: str) -> str:
+    return f"access:services!service={name}"
+
+
+def user_scope_lines(name: str) -> str:
+    return f"""# Users may authorize the client (JupyterHub 6.x):
+c.JupyterHub.extra_user_scopes = {{"{user_scope(name)}"}}
+# JupyterHub 5.x has no extra_user_scopes: the default user role, with the scope added, instead:
+# c.JupyterHub.load_roles = [{{"name": "user", "scopes": ["self", "{user_scope(name)}"]}}]
+"""
+
+
+def config_snippet(name: str, port: int) -> str:
+    secret = ',\n    "api_token": os.environ["BRIDGE_OAUTH_SECRET"],\n}'
+    spec = json.dumps(service(name, port), indent=4).replace("\n}", secret)
+    return f"""# jupyterhub_config.py: the OAuth client of jupyterhub-bridge (`jupyterhub-bridge login --browser`).
+# Its secret is the service's api_token; the service has no roles, so the secret alone can do nothing.
+# Make one with `openssl rand -hex 32` and give it to the hub as BRIDGE_OAUTH_SECRET.
+import os
+c.JupyterHub.services.append({spec})
+{user_scope_lines(name)}# Optional (JupyterHub 6.0+): refuse authorizations without PKCE (the bridge always sends it).
+# c.JupyterHub.oauth_require_pkce = True
+"""
+
+
+def hand_out(name: str, port: int) -> str:
+    c = client_of(name, port)
+    port_line = "" if port == PORT else f"JUPYTER_OAUTH_PORT={port} and "
+    return (f"Hand the secret to your users (it is the same for all: PKCE and the fixed redirect URI "
+            f"{c.redirect_uri} protect each sign-in): each puts it in a file only they can read (chmod 600) and "
+            f"sets {port_line}JUPYTER_OAUTH_CLIENT_SECRET_FILE=<that file>"
+            f"{'' if name == NAME else f' and JUPYTER_OAUTH_CLIENT_ID={c.id}'}, then runs: "
+            "jupyterhub-bridge login --browser https://<your hub>/")
+
+
+async def register(h: hub.Hub, name: str, port: int, secret: str) -> str:
+    """POST /hub/api/services/<name>; what went wrong, or '' when the hub registered it."""
+    body = json.dumps({**service(name, port), "api_token": secret}).encode()
+    answer = await h.api("POST", f"/services/{quote(name, safe='')}", body)
+    why = {404: "this hub has no service API (JupyterHub 5.0 or newer has it): use oauth-config",
+           405: "this hub has no service API (JupyterHub 5.0 or newer has it): use oauth-config",
+           403: "the token in JUPYTERHUB_API_TOKEN lacks the scope admin:services",
+           409: f"the hub has a service '{name}' already"}
+    if answer.status == 201:
+        return ""
+    return why.get(answer.status, "") or printable(hub.hub_message(answer.status, answer.body))
+
+
+def register_oauth(args) -> int:
+    s = settings.from_environment(os.environ, launch.set_overrides(sum((["--set", v] for v in args.set), [])))
+    if not s.hub_token:
+        raise BridgeError("register-oauth needs a token with admin:services:", "set JUPYTERHUB_API_TOKEN.")
+    secret = secrets.token_hex(32)
+    if why := asyncio.run(register(hub.Hub(s), args.name, args.port, secret)):
+        raise BridgeError(f"the hub did not register the OAuth client: {why}.")
+    print(f"Registered the OAuth client {client_of(args.name, args.port).id} (service '{args.name}'). Its secret, "
+          f"shown this once:\n{secret}\n")
+    print(f"Users still need the scope {user_scope(args.name)}, which only the hub's configuration gives:\n"
+          f"{user_scope_lines(args.name)}\n{hand_out(args.name, args.port)}")
+    return 0
+
+
+def admin_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="./run.sh admin", description=__doc__.split("\n\n")[1])
+    words = parser.add_subparsers(dest="word", required=True)
+    for word, text in (("oauth-config", "print the jupyterhub_config.py lines of the OAuth client"),
+                       ("register-oauth", "register the OAuth client through the Hub API and print its secret")):
+        sub = words.add_parser(word, help=text)
+        sub.add_argument("--port", type=int, default=PORT, help=f"the users' JUPYTER_OAUTH_PORT (default {PORT})")
+        sub.add_argument("--name", default=NAME, help=f"the service's name (default {NAME})")
+        sub.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                         help="a setting: the hub's address and CA (./run.sh help)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = admin_arguments(argv)
+    try:
+        if args.word == "register-oauth":
+            return register_oauth(args)
+        print(f"{config_snippet(args.name, args.port)}\n{hand_out(args.name, args.port)}")
+        return 0
+    except (BridgeError, ValueError, hub.HubError) as e:
+        print(printable(f"error: {e}", 2000), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
