@@ -11,6 +11,7 @@ from mitmproxy import tls
 from addon.core import diagnose
 from addon import store
 from addon.config import Config
+from addon.renew import EXPIRED
 from addon.core.printable import LINE
 from addon.core.printable import printable
 from addon.rewrite import OWN
@@ -42,7 +43,7 @@ class Diagnosis:
             self.hub_cert = (data.conn.address, chain[0].to_cryptography())
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if flow.response.status_code < 300:
+        if flow.response.status_code < 300 or flow.metadata.get(EXPIRED):  # renew.py told it, once
             return
         found = self._diagnose(flow, outcome(flow))
         r = flow.response

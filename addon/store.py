@@ -19,7 +19,13 @@ from pathlib import Path
 
 from addon.core.errors import SettingError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the stored login is not expected to work there (README, Install)
+    fcntl = None
+
 FILE_NAME = "login.json"
+LOCK_NAME = "login.lock"  # beside the file: whoever holds flock on it may read, change and write the login
 LOG_IN_AGAIN = "run ./run.sh login."  # the fix for a stored token the hub no longer takes
 # The option names login stores; the bridge takes them from the file when neither --set nor the environment
 # gives them.
@@ -181,6 +187,39 @@ def save(login: Login, environ=os.environ) -> Path:
         os.unlink(temporary)
         raise
     return target
+
+
+def stamp(environ=os.environ) -> tuple[int, int, int] | None:
+    """What tells one version of the file from the next (save() makes a new file each time): compared every few
+    seconds by a running bridge, a stat rather than a read. None when there is no file."""
+    file = path(environ)
+    try:
+        found = os.stat(file) if file else None
+    except OSError:
+        return None
+    return (found.st_ino, found.st_mtime_ns, found.st_size) if found else None
+
+
+def open_lock(environ=os.environ) -> int:
+    """The login's lock file, opened (0600, in the login's private folder); closing it releases the lock. Two
+    bridges on one login take it in turn to re-read the file, renew the token and write its successor, so that
+    neither revokes the token the other has just stored."""
+    target = path(environ)
+    if target is None:
+        raise SettingError("HOME is not set: set it, or JUPYTERHUB_BRIDGE_HOME, to the folder for the login file.")
+    check_folder(target.parent)
+    return os.open(target.parent / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+
+
+def take_lock(fd: int) -> bool:
+    """Try once to take the lock of open_lock (never waits: the caller decides how long to try)."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def delete(environ=os.environ) -> bool:
