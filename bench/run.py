@@ -1,4 +1,4 @@
-"""`./run.sh bench [--quick] [--reps N] [--no-web]`: the bridge against direct access and plain mitmdump.
+"""`./run.sh bench [--quick] [--reps N] [--no-web] | --profile`: the bridge against direct access and plain mitmdump.
 
 Starts a local hub (devhub, iopub rate limit raised), plain `mitmdump --mode reverse:` with a minimal
 prefix rewrite (bench/plain_addon.py), the bridge (`./run.sh`) and, for the memory workloads, the bridge
@@ -75,6 +75,27 @@ def wait_port(p: subprocess.Popen, port: int, timeout: float = 60) -> None:
     sys.exit(f"{p.args} did not listen on {port}")
 
 
+def plain_args(hub: dict, port: int) -> list[str]:
+    """mitmdump's arguments for plain mitmdump in front of the hub, listening on port."""
+    return ["--mode", f"reverse:https://127.0.0.1:{hub['port']}/", "--listen-host", "127.0.0.1",
+            "--listen-port", str(port), "--set", "connection_strategy=lazy", "--set", "stream_large_bodies=1m",
+            "--set", f"ssl_verify_upstream_trusted_ca={hub['ca_file']}", "-s", str(ROOT / "bench/plain_addon.py")]
+
+
+def plain_env(hub: dict) -> dict[str, str]:
+    return clean_env() | {"BENCH_PREFIX": f"{hub['base_url']}user/alice", "BENCH_TLS_NAME": hub["tls_name"]}
+
+
+def bridge_environment(hub: dict) -> dict[str, str]:
+    """The bridge's settings for alice's server of the hub, holding her token (without the listening port)."""
+    return clean_env() | {
+        "JUPYTER_SERVER_IP_OR_NAME": hub["host"], "JUPYTER_SERVER_PORT": str(hub["port"]),
+        "JUPYTER_SERVER_NAME": hub["tls_name"], "JUPYTER_CLUSTER_CA_CERT": hub["ca_file"],
+        "JUPYTER_USERNAME": "alice", "JUPYTERHUB_BASE_URL": hub["base_url"],
+        "JUPYTERHUB_API_TOKEN": hub["users"]["alice"]["token"], "JUPYTER_PROXY_TOKEN": SECRET,
+        "JUPYTER_PROXY_IP_OR_NAME": "127.0.0.1"}
+
+
 def start_targets(procs: Processes, hub: dict, web: bool) -> list[Target]:
     token = hub["users"]["alice"]["token"]
     prefix = f"{hub['base_url']}user/alice"
@@ -82,19 +103,10 @@ def start_targets(procs: Processes, hub: dict, web: bool) -> list[Target]:
     targets = [Target("direct", "127.0.0.1", hub["port"], f"token {token}", prefix=prefix,
                       tls=client_context(hub["ca_file"]), tls_name=hub["tls_name"])]
 
-    env = clean_env() | {"BENCH_PREFIX": prefix, "BENCH_TLS_NAME": hub["tls_name"]}
-    plain = procs.start("plain", [
-        str(ROOT / ".venv/bin/mitmdump"), "--mode", f"reverse:https://127.0.0.1:{hub['port']}/",
-        "--listen-host", "127.0.0.1", "--listen-port", str(plain_port),
-        "--set", "connection_strategy=lazy", "--set", "stream_large_bodies=1m",
-        "--set", f"ssl_verify_upstream_trusted_ca={hub['ca_file']}", "-s", str(ROOT / "bench/plain_addon.py")], env)
+    plain = procs.start("plain", [str(ROOT / ".venv/bin/mitmdump"), *plain_args(hub, plain_port)], plain_env(hub))
     targets.append(Target("plain", "127.0.0.1", plain_port, f"token {token}", pid=plain.pid))
 
-    bridge_env = clean_env() | {
-        "JUPYTER_SERVER_IP_OR_NAME": hub["host"], "JUPYTER_SERVER_PORT": str(hub["port"]),
-        "JUPYTER_SERVER_NAME": hub["tls_name"], "JUPYTER_CLUSTER_CA_CERT": hub["ca_file"],
-        "JUPYTER_USERNAME": "alice", "JUPYTERHUB_BASE_URL": hub["base_url"],
-        "JUPYTERHUB_API_TOKEN": token, "JUPYTER_PROXY_TOKEN": SECRET, "JUPYTER_PROXY_IP_OR_NAME": "127.0.0.1"}
+    bridge_env = bridge_environment(hub)
     # run.sh execs python, which execs mitmdump: the PID we started is the proxy's.
     bridge = procs.start("bridge", [str(ROOT / "run.sh")], bridge_env | {"JUPYTER_PROXY_PORT": str(bridge_port)})
     targets.append(Target("bridge", "127.0.0.1", bridge_port, f"token {SECRET}", pid=bridge.pid))
@@ -163,6 +175,10 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--profile" in argv:  # a mode of its own: bench/profile.py
+        from bench import profile
+        return profile.main([a for a in argv if a != "--profile"])
     ap = argparse.ArgumentParser(prog="./run.sh bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (about a minute)")
     ap.add_argument("--reps", type=int, default=3, help="interleaved rounds of the REST and execute workloads")
@@ -171,6 +187,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ws-mb", type=int, default=500, help="MB of kernel output over one WebSocket")
     ap.add_argument("--file-mb", type=int, default=100, help="MB uploaded and downloaded")
     ap.add_argument("--no-web", dest="web", action="store_false", help="leave out ./run.sh web")
+    ap.add_argument("--profile", action="store_true",
+                    help="instead: plain mitmdump and the bridge under cProfile, 16 clients (--profile --help)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     ap.add_argument("--starts", type=int, default=10, help="start-up: starts of plain mitmdump and of the bridge")
     args = ap.parse_args(argv)

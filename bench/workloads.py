@@ -61,11 +61,11 @@ def rest_concurrent(t: Target, clients: int, per_client: int) -> dict:
 def kernel_exec(t: Target, kernel: str, n: int) -> dict:
     with measure.kernel_socket(t, kernel) as ws:
         for _ in range(5):
-            measure.run_code(ws, "1")
+            measure.run_code(ws, "1+1")
         samples = []
         for _ in range(n):
             start = time.perf_counter()
-            measure.run_code(ws, "1")
+            measure.run_code(ws, "1+1")
             samples.append((time.perf_counter() - start) * 1000)
     return {"exec_ms": samples}
 
@@ -75,14 +75,16 @@ def kernel_output(t: Target, kernel: str, mb: int) -> dict:
     with measure.kernel_socket(t, kernel) as ws:
         measure.run_code(ws, "print(1)")  # connected and warm
         before = measure.status(t.pid)["VmRSS"] if t.pid else None
-        start = time.perf_counter()
+        cpu0, start = cpu_window(t), time.perf_counter()
         printed = measure.run_code(ws, code)
         elapsed = time.perf_counter() - start
+        cpu = measure.cpu_seconds(t.pid) - cpu0 if t.pid else None
         assert printed == mb * MiB, (printed, mb * MiB)
         after = measure.status(t.pid) if t.pid else None  # the WebSocket is still open: its history counts
     out = {"ws_mbps": [mb * MiB / elapsed / 1e6]}
     if t.pid:
-        out |= {"ws_rss_before": before, "ws_rss_after": after["VmRSS"], "ws_rss_peak": after["VmHWM"]}
+        out |= {"ws_rss_before": before, "ws_rss_after": after["VmRSS"], "ws_rss_peak": after["VmHWM"],
+                "ws_cpu_per_mb": cpu / mb}
     return out
 
 
