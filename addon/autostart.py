@@ -31,6 +31,15 @@ def is_websocket(request: http.Request) -> bool:
     return request.headers.get("upgrade", "").lower() == "websocket"
 
 
+def resent_headers(request: http.Request, s) -> list[tuple[str, str]]:
+    """The headers of a request sent again after the start: with the access token in use now (it may have been
+    renewed during the start), never another credential of the bridge's."""
+    headers = upstream_headers(request)
+    if not s.server_token:
+        return headers
+    return [(k, v) for k, v in headers if k.lower() != "authorization"] + [("Authorization", f"token {s.server_token}")]
+
+
 class Autostart:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -100,7 +109,7 @@ class Autostart:
                                      "Send the request again (the bridge could not keep this one).")
         try:
             answer = await self.config.hub.request(request.method, request.path,
-                                                   upstream_headers(request), request.raw_content)
+                                                   resent_headers(request, self.config.settings), request.raw_content)
         except hub.HubError as e:
             return own_response(flow, 503, f"Your JupyterHub server has been started, but sending the request to it "
                                      f"failed: {e.message}. Send it again.")

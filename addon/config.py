@@ -4,6 +4,7 @@ the other addons read from here."""
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Optional
 
 from mitmproxy import ctx
@@ -33,6 +34,10 @@ class Config:
                 loader.add_option(o.name, str, o.env_default(self.environ), o.help)
 
     def configure(self, updated: set[str]) -> None:
+        if ctx.options.ssl_insecure:  # from -k, --set or a config.yaml: the bridge would send a token unverified
+            raise exceptions.OptionsError("ssl_insecure is on: the bridge sends your tokens to the hub and never "
+                                          "without verifying it. Remove ssl_insecure (or -k); for a private CA set "
+                                          "JUPYTER_CLUSTER_CA_CERT.")
         if not updated & settings.OPTION_NAMES:
             return
         try:
@@ -44,6 +49,8 @@ class Config:
         if not s.username:
             raise exceptions.OptionsError("JUPYTER_USERNAME is not set: start the bridge with ./run.sh, which "
                                           "asks the hub whose token JUPYTERHUB_API_TOKEN is, or set it.")
+        if (old := self.settings) and (old.hub_token, old.prefix, old.dial_url) == (s.hub_token, s.prefix, s.dial_url):
+            s = replace(s, server_token=old.server_token)  # another option changed: the access token still fits
         self.use(s, stored.holds(s.hub_token))
 
     def use(self, s: Settings, stored_token: store.HubToken | None = None) -> None:

@@ -2,6 +2,7 @@
 
 The list is the hook order: mitmproxy calls each hook on each addon in this order."""
 
+from addon.access import Access
 from addon.autostart import Autostart
 from addon.config import Config
 from addon.diagnosis import Diagnosis
@@ -14,11 +15,12 @@ from addon.rewrite import RewriteResponse
 config = Config()
 addons = [
     config,                   # options -> one frozen Settings and the Hub client; OptionsError with the fix
+    Access(config),           # the access token, the only credential sent to the server: made, renewed, revoked
     RewriteRequest(config),   # SNI to the hub; Host/Origin guard, route into the prefix, credential upstream
     Autostart(config),        # the hub answered for a stopped server: start it, send again, restore the body
     RewriteResponse(config),  # Location and Set-Cookie back to the bridge's URLs; hub token out of pages
     Redact(),                 # what stays in a flow (mitmweb, -w, log lines below) holds no usable token
     Diagnosis(config),        # failed exchanges: cause and fix as comment, mark and one log line a minute
-    History(config),             # mitmproxy keeps little of long WebSockets and, in mitmweb, of old flows
+    History(config),          # mitmproxy keeps little of long WebSockets and, in mitmweb, of old flows
     Renew(config),            # the stored hub token: its successor before it expires, the old one revoked
 ]

@@ -142,10 +142,10 @@ class RewriteResponse:
         if s.hub_token and credentials.is_page(headers.get("content-type", "")):
             headers["Referrer-Policy"] = "same-origin"  # the browser's host name stays with the bridge
             if flow.response.raw_content is None and streams(headers):  # a body to come, which mitmproxy streams
-                flow.response.stream = page_stream(flow, s.hub_token)
+                flow.response.stream = page_stream(flow, page_token(s))
 
     def response(self, flow: http.HTTPFlow) -> None:
-        """A page held whole (or an answer an addon made): the hub token out, decoded first."""
+        """A page held whole (or an answer an addon made): the token sent upstream out, decoded first."""
         s, r = self.config.settings, flow.response
         if not (s and s.hub_token and r.raw_content and credentials.is_page(r.headers.get("content-type", ""))):
             return
@@ -154,9 +154,15 @@ class RewriteResponse:
         except ValueError:
             flow.response = own_response(flow, 502, undecodable(r.headers.get("content-encoding", "")))
             return
-        if s.hub_token.encode() in content:
+        if (token := page_token(s).encode()) in content:
             r.headers.pop("content-encoding", None)
-            r.content = content.replace(s.hub_token.encode(), b"")  # Content-Length follows
+            r.content = content.replace(token, b"")  # Content-Length follows
+
+
+def page_token(s) -> str:
+    """The token a page may carry: the one that authenticated it upstream, the access token (the hub token
+    never goes upstream; before the access token is there, no request of the bridge's goes)."""
+    return s.server_token or s.hub_token
 
 
 def streams(headers: http.Headers) -> bool:

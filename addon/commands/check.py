@@ -20,6 +20,7 @@ from addon.core.printable import printable
 from addon.core import forward
 from addon.hub import api as hub
 from addon.hub import owner
+from addon.hub import tokens
 from addon.commands import launch
 from addon.core import route
 from addon.core import settings
@@ -27,6 +28,7 @@ from addon import store
 from addon.core.settings import Settings
 
 TIMEOUT = 10.0
+ACCESS_SECONDS = 120  # the access token check_kernelspecs uses, revoked after its one request
 
 
 class Failed(BridgeError):
@@ -158,6 +160,11 @@ async def check_kernelspecs(c: Checklist) -> str:
     s = c.s
     if c.server_down:
         return "– /api/kernelspecs not checked: your server is not running, so there is nothing to ask yet"
+    try:  # as the bridge does: the server gets a short-lived access token, never the hub token
+        access = await tokens.access_token(c.hub, s.username, s.named_server, ACCESS_SECONDS, " (check)")
+    except BridgeError as e:
+        raise Failed(e.message, e.fix) from e
+    s = dataclasses.replace(s, server_token=access.token)
     headers = Headers(host=f"127.0.0.1:{s.listen_port}")
     if s.local_secret:
         headers["Authorization"] = f"token {s.local_secret}"
@@ -171,6 +178,7 @@ async def check_kernelspecs(c: Checklist) -> str:
         else:
             headers[name] = value
     answer = await asyncio.wait_for(c.hub.request("GET", plan.target, list(headers.items())), hub.API_TIMEOUT)
+    await tokens.revoke_access(c.hub, access)
     if answer.status != 200:
         got = Headers([(k.encode(), v.encode()) for k, v in answer.headers])
         raise failure(diagnose.Outcome(answer.status, got, answer.body.decode(errors="replace"),
@@ -186,18 +194,18 @@ def paste_url(s: Settings, stored: store.Login, environ=os.environ) -> str:
     return launch.connect_url(s)
 
 
+def say(line: str) -> None:
+    """The one printer of the checklist's lines, which quote the hub (its version, URLs, names, messages) and the
+    certificate: escaped and bounded."""
+    print(printable(line, LINE), flush=True)
+
+
 def report(f: Failed) -> int:
     say(f"✗ {f.what}")
     for detail in f.details:
         say(f"    {detail}")
     say(f"    fix: {f.fix}")
     return 1
-
-
-def say(line: str) -> None:
-    """The one printer of the checklist's lines, which quote the hub (its version, URLs, names, messages) and the
-    certificate: escaped and bounded."""
-    print(printable(line, LINE), flush=True)
 
 
 async def run(s: Settings, stored: store.Login) -> int:

@@ -7,11 +7,13 @@ import dataclasses
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from addon.hub import api as hub
 from addon.hub import owner
+from addon.hub import tokens
 from addon.core import settings
 from addon.core.printable import LINE
 from addon.core.printable import printable
@@ -40,7 +42,9 @@ def bind_address(host: str) -> str:
     return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
 
 
-def mitmproxy_args(tool: str, s: settings.Settings) -> list[str]:
+def mitmproxy_args(tool: str, s: settings.Settings, confdir: str) -> list[str]:
+    """`confdir` is the bridge's own mitmproxy folder, set last: mitmproxy applies `<confdir>/config.yaml` over
+    the command line's --set values (field note 41), so the user's ~/.mitmproxy/config.yaml must not apply."""
     args = [
         "--mode", f"reverse:{s.dial_url}",
         "--listen-host", bind_address(s.listen_host),
@@ -54,7 +58,25 @@ def mitmproxy_args(tool: str, s: settings.Settings) -> list[str]:
         args += ["--set", f"ssl_verify_upstream_trusted_ca={s.ca_file}"]
     if tool == "mitmweb":
         args += ["--set", "web_host=127.0.0.1", "--set", "web_open_browser=false"]
-    return args
+    return args + ["--set", f"confdir={confdir}"]
+
+
+def own_confdir(environ) -> str:
+    """The bridge's mitmproxy folder (its config.yaml, mitmproxy's CA files): beside the login, or a private
+    temporary one where there is no config folder (no HOME)."""
+    where = store.folder(environ)
+    if where is None:
+        return tempfile.mkdtemp(prefix="jupyterhub-bridge-mitmproxy-")
+    (where / "mitmproxy").mkdir(mode=0o700, parents=True, exist_ok=True)
+    return str(where / "mitmproxy")
+
+
+def own_options(extra: list[str]) -> None:
+    """Refuse a confdir among the user's mitmproxy arguments: it would bring its own config.yaml back."""
+    values = [b for a, b in zip(extra, extra[1:]) if a == "--set"] + [a[6:] for a in extra if a.startswith("--set=")]
+    if any(value.startswith("confdir=") for value in values):
+        raise ValueError("confdir: the bridge runs mitmproxy with a folder of its own (its config.yaml applies "
+                         "after the command line); leave confdir out.")
 
 
 def connect_url(s: settings.Settings) -> str:
@@ -81,10 +103,13 @@ def token_owner(s: settings.Settings) -> tuple[settings.Settings, list[str]]:
             raise ValueError(f"JUPYTER_USERNAME is not set and JUPYTERHUB_API_TOKEN belongs to the {kind} "
                              f"'{name}', not to a user: set JUPYTER_USERNAME.")
         return dataclasses.replace(s, username=name), [f"  user '{name}' is the owner of the hub token"]
+    if why_not := tokens.cannot_send(me, s.username):
+        raise ValueError(f"{why_not}: run ./run.sh login (its token may make the access token), or give "
+                         "JUPYTERHUB_API_TOKEN a token with the scope tokens.")
     if name != s.username and me.may_reach(s.username, s.named_server):
         start = "starts it" if me.may_start(s.username, s.named_server) else "cannot start it"
         return s, [f"  the server of '{s.username}' is shared with you ('{name}'): the bridge uses your token; "
-                   f"when the server is stopped it {start}"]
+                   f"when the server is stopped it {start}; the server gets only an access token to itself"]
     if name != s.username:
         return s, [f"  warning: the hub token belongs to the {kind} '{name}', not to JUPYTER_USERNAME "
                    f"'{s.username}': the hub refuses it unless '{name}' may use that user's server."]
@@ -121,8 +146,12 @@ def main(argv: list[str]) -> int:
     try:
         stored = store.load(os.environ)
         s = settings.from_environment(os.environ, set_overrides(extra), stored)
-        args = mitmproxy_args(tool, s)
+        own_options(extra)
+        args = mitmproxy_args(tool, s, own_confdir(os.environ))
         s, notes = token_owner(s)
+        if not stored.holds(s.hub_token) and (why := stored.refusal(s.server_host, s.server_port, s.tls_name,
+                                                                    s.ca_file)):
+            notes.append(f"  warning: the hub token ./run.sh login stored is not used: {why}")
         notes += store.origin_lines(stored, os.environ, set_overrides(extra), settings.ENV_OF, s.hub_token,
                                     s.local_secret)
     except socket.gaierror as e:
@@ -137,6 +166,8 @@ def main(argv: list[str]) -> int:
            "JUPYTER_USERNAME": s.username}
     # mitmdump/mitmweb through addon/commands/startup.py, which listens only once mitmproxy has started (issues 9, 19).
     # -P: an `addon` folder in the working directory must not stand in for this package (installed or not).
+    # The user's arguments come last (a filter expression takes the rest of the line): own_options refused a
+    # confdir among them, so the bridge's is the one that applies.
     os.execve(sys.executable, [sys.executable, "-P", "-m", "addon.commands.startup", tool, *args, *extra], env)
 
 

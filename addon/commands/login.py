@@ -183,23 +183,54 @@ def credentials_for(s: Settings, args, interactive: bool) -> store.HubToken:
     return asyncio.run(sign_in(s, password, s.token_lifetime))
 
 
+def admin_warning(me: dict) -> str:
+    """A warning for a hub admin: the stored token's `tokens` scope lets it make a token with all admin rights
+    (field note 42)."""
+    scopes = [str(scope) for scope in me.get("scopes") or ()]
+    if not (me.get("admin") is True or any(scope.startswith("admin") for scope in scopes)):
+        return ""
+    return (f"warning: '{me.get('name')}' is an admin of this hub: the stored hub token can make a token with all "
+            "admin rights (it holds the scope tokens). Keep the login file to yourself; for daily work consider "
+            "an account that is not an admin.")
+
+
+def trusted(s: Settings) -> store.Trust:
+    """What verified the hub in reach(): stored with the token, which goes to no other peer."""
+    try:
+        return store.trust_of(s.ca_file)
+    except OSError as e:
+        raise Stop(f"{s.ca_file}: cannot read it ({e.strerror}).") from None
+
+
+def warn_if_admin(s: Settings, made: store.HubToken) -> None:
+    try:
+        warning = admin_warning(asyncio.run(hub.Hub(dataclasses.replace(s, hub_token=made.token)).whoami()))
+    except hub.HubError:
+        return
+    if warning:
+        check.say(warning)
+
+
 def login(args, environ=os.environ) -> int:
     old = store.load(environ)
     values = gather(args, environ)
     s = reach(values)
+    trust = trusted(s)
     made = credentials_for(s, args, sys.stdin.isatty() and not args.password_stdin)
     kept = {"jupyter_server_ip_or_name": s.server_host, "jupyter_server_port": str(s.server_port),
             "jupyter_server_name": s.tls_name, "jupyterhub_base_url": s.base_url, "jupyter_username": made.user}
     kept |= {"jupyter_cluster_ca_cert": s.ca_file} if s.ca_file else {}  # absolute: the bridge starts elsewhere
     kept |= {name: values[name] for name in ("jupyter_named_server", "jupyter_server_options") if values[name]}
     local = old.local_token if not args.new_local_token else None
-    new = store.Login(settings=kept, hub_token=made, local_token=local or secrets.token_urlsafe(24))
+    new = store.Login(settings=kept, hub_token=made, local_token=local or secrets.token_urlsafe(24), trust=trust)
     where = store.save(new, environ)
     if old.hub_token and old.hub_token.token != made.token:
         check.say(f"  the earlier login: {logout.revoke(old)}")
     scopes = ", ".join(made.scopes or ["as the token page made it"])
-    check.say(f"Logged in to {s.dial_url}{s.base_url.lstrip('/')} as '{made.user}'. The hub token "
-              f"{made.expiry_text()}; its scopes: {scopes}. Kept in {where}.")
+    check.say(f"Logged in to {s.dial_url}{s.base_url.lstrip('/')} as '{made.user}', trusting {trust.text()}. The "
+              f"hub token {made.expiry_text()}; its scopes: {scopes}. Kept in {where}; it goes only to the hub's API "
+              "(servers get an access token to themselves).")
+    warn_if_admin(s, made)
     try:
         print(f"Now start the bridge with ./run.sh and paste into PyCharm: "
               f"{launch.connect_url(settings.from_environment(environ, stored=new))}")

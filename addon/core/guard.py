@@ -125,7 +125,7 @@ def fetch_site(headers: Mapping[str, str]) -> str | None:
 @dataclass(frozen=True)
 class Credential:
     authorization: str | None  # the upstream Authorization header; None: leave the request's as it is
-    bridges: bool = False  # the bridge's own client (its token or cookie): the hub token goes up, and a
+    bridges: bool = False  # the bridge's own client (its token or cookie): the access token goes up, and a
     # stopped server may be started for it
 
 
@@ -139,23 +139,30 @@ def credential(headers: Mapping[str, str], query_token: str | None, s: Settings,
         if header is None and presented:
             return Credential(f"token {presented}")
         return Credential(None)
-    ours = Credential(f"token {s.hub_token}", bridges=True)
     if presented and s.local_secret and same(presented, s.local_secret):
-        return ours
+        return ours(s)
     if presented:
         # Not the local secret: the client's own hub credential, which the hub judges.
         return Credential(header if credentials.header_token(header) else f"token {presented}")
     if not s.local_secret:
-        return ours
+        return ours(s)
     if access.has_cookie(headers, s):
         if fetch_site(headers) not in COOKIE_FETCH_SITES:
             raise Refused(403, "Refused a request that only the browser's cookie authenticates from a page that "
                                "is not the bridge's own (Sec-Fetch-Site: same-site).")
-        return ours
+        return ours(s)
     raise Refused(401, f"No valid token: connect with the URL the bridge printed at start "
                        f"({s.connect_url}?token=<the bridge's token>), or send 'Authorization: token <the "
                        "bridge's token>'. The bridge's token is JUPYTER_PROXY_TOKEN, or printed in its banner. "
                        "A browser: run './run.sh open' for a URL of its own.")
+
+
+def ours(s: Settings) -> Credential:
+    """The bridge's own client's credential: the access token, never the hub token (addon/access.py)."""
+    if not s.server_token:
+        raise Refused(503, "The bridge has no access token for your server yet: the hub did not make one (its "
+                           "log says why). It asks again with each request; ./run.sh check tells what is wrong.")
+    return Credential(f"token {s.server_token}", bridges=True)
 
 
 @dataclass(frozen=True)

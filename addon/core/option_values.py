@@ -24,6 +24,10 @@ def required(values: dict[str, str], name: str, what: str) -> str:
 
 
 def ca_file(raw: str) -> str | None:
+    """The CA file's absolute path; None for the system trust store (empty, as a system-store login stores it,
+    or the default file absent)."""
+    if not raw.strip():
+        return None
     path = os.path.abspath(os.path.expanduser(raw.strip()))
     if raw.strip() == DEFAULT_CA and not os.path.exists(path):
         return None

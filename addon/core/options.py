@@ -45,14 +45,15 @@ OPTIONS = (
            "The hub user whose server is used; required without a hub token.",
            shown_default="the hub token's owner"),
     Option("jupyter_cluster_ca_cert", "JUPYTER_CLUSTER_CA_CERT", DEFAULT_CA,
-           "PEM file of the cluster CA. Left at the default and absent: the system trust store."),
+           "PEM file of the cluster CA. Left at the default and absent, or empty: the system trust store."),
     Option("jupyter_named_server", "JUPYTER_NAMED_SERVER", "",
            "A named server (/user/<name>/<server>/).", shown_default="the default server"),
     Option("jupyterhub_base_url", "JUPYTERHUB_BASE_URL", "/",
            "The hub's base URL, for hubs served under a prefix such as /jupyter/."),
     Option("jupyterhub_api_token", "JUPYTERHUB_API_TOKEN", "",
-           "The hub token the bridge sends upstream for clients that present the bridge's own token. "
-           "Unset: clients bring their own hub token.", secret=True, shown_default="unset"),
+           "The hub token, for the hub's API only: with it the bridge makes the access token it sends upstream "
+           "for clients that present the bridge's own token (one that may not make tokens goes as it is, to its "
+           "owner's own server only). Unset: clients bring their own hub token.", secret=True, shown_default="unset"),
     Option("jupyterhub_api_token_file", "JUPYTERHUB_API_TOKEN_FILE", "",
            "A file holding the hub token, instead of JUPYTERHUB_API_TOKEN; refused if others can read it.",
            shown_default="unset"),
@@ -74,6 +75,10 @@ OPTIONS = (
     Option("jupyter_token_lifetime", "JUPYTER_TOKEN_LIFETIME", str(30 * 86400),
            "./run.sh login: seconds the hub token it makes stays valid (30 days); the bridge renews it when a "
            "fifth of that is left."),
+    Option("jupyter_access_token_lifetime", "JUPYTER_ACCESS_TOKEN_LIFETIME", str(86400),
+           "Seconds the access token stays valid (one day): the bridge makes it at start with the hub token, "
+           "limited to reaching your server, sends only it to the server, renews it when a fifth of that is "
+           "left and revokes it when it stops."),
     Option("jupyter_server_options", "JUPYTER_SERVER_OPTIONS", "",
            "The options a server is started with (a profile, a partition, a time limit): a JSON object such as "
            '{"profile": "gpu-small"}, or key=value pairs separated by commas.',

@@ -35,7 +35,9 @@ class Settings:
     named_server: str
     ca_file: str | None
     base_url: str
-    hub_token: str | None = field(default=None, repr=False)
+    hub_token: str | None = field(default=None, repr=False)  # the login token: only for the hub's API
+    # What goes to the server for the bridge's own clients: the access token (addon/access.py), None until made.
+    server_token: str | None = field(default=None, repr=False)
     local_secret: str = field(default="", repr=False)
     autostart: bool = True
     start_timeout: float = 300.0
@@ -43,6 +45,7 @@ class Settings:
     web_flows: int = 500
     web_ws_messages: int = 100
     token_lifetime: int = 30 * 86400
+    access_token_lifetime: int = 86400
     server_options: dict = field(default_factory=dict, hash=False)  # JUPYTER_SERVER_OPTIONS
 
     @cached_property
@@ -133,12 +136,14 @@ def _hub_token(values: dict[str, str | None], environ) -> str | None:
 
 
 def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_token: str | None,
-                  stored: store.Login) -> str:
+                  stored: store.Login, record: store.HubToken | None) -> str:
     secret = values["jupyter_proxy_token"]
     if secret is None:
         secret = environ.get("JUPYTER_PROXY_TOKEN")
-    if secret is None:
-        secret = stored.local_token or None  # made by ./run.sh login: the IDE's URL survives restarts
+    if secret is None and record is not None and record.token == hub_token:
+        # made by ./run.sh login: the IDE's URL survives restarts; only with the stored hub token, else the IDE's
+        # token would let anyone who has it use another hub token
+        secret = stored.local_token or None
     if secret is None:
         return secrets.token_urlsafe(24)
     if not secret.strip() and hub_token and not is_loopback(listen_host):
@@ -157,7 +162,8 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str], stored: s
     tls_name = values["jupyter_server_name"].strip() or (IP_TLS_NAME if is_ip(server_host) else server_host)
     listen_host = values["jupyter_proxy_ip_or_name"].strip().strip("[]") or "localhost"
     server_port = option_values.port(values, "jupyter_server_port")
-    record = stored.hub_token_for(server_host, server_port)
+    ca_file = option_values.ca_file(values["jupyter_cluster_ca_cert"])
+    record = stored.hub_token_for(server_host, server_port, tls_name, ca_file)
     hub_token = _hub_token(values, environ) or (record.token if record else None)
     return Settings(
         listen_host=listen_host,
@@ -169,16 +175,17 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str], stored: s
         username=values["jupyter_username"].strip() if hub_token else option_values.required(
             values, "jupyter_username", "your JupyterHub user name (or set JUPYTERHUB_API_TOKEN)"),
         named_server=values["jupyter_named_server"].strip().strip("/"),
-        ca_file=option_values.ca_file(values["jupyter_cluster_ca_cert"]),
+        ca_file=ca_file,
         base_url=option_values.base_url(values["jupyterhub_base_url"]),
         hub_token=hub_token,
-        local_secret=_local_secret(values, environ, listen_host, hub_token, stored),
+        local_secret=_local_secret(values, environ, listen_host, hub_token, stored, record),
         autostart=option_values.flag(values, "jupyter_autostart"),
         start_timeout=option_values.seconds(values, "jupyter_start_timeout"),
         stream_bodies=option_values.size(values, "jupyter_proxy_stream_bodies"),
         web_flows=option_values.count(values, "jupyter_proxy_web_flows"),
         web_ws_messages=option_values.count(values, "jupyter_proxy_web_ws_messages"),
         token_lifetime=int(option_values.seconds(values, "jupyter_token_lifetime")),
+        access_token_lifetime=int(option_values.seconds(values, "jupyter_access_token_lifetime")),
         server_options=spawn_options.parse(values["jupyter_server_options"]),
     )
 

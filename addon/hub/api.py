@@ -59,25 +59,26 @@ class Hub:
             tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
         return await wire.handshake(self.settings, tls)
 
-    def _api_headers(self) -> list[tuple[str, str]]:
-        token = [("Authorization", f"token {self.settings.hub_token}")] if self.settings.hub_token else []
+    def _api_headers(self, token: bool = True) -> list[tuple[str, str]]:
+        token = [("Authorization", f"token {self.settings.hub_token}")] if token and self.settings.hub_token else []
         return [("Host", self.settings.hub_authority), *token, ("Accept", "application/json")]
 
     def _target(self, path: str) -> str:
         return f"{self.settings.base_url}hub/api{path}"
 
-    async def api(self, method: str, path: str, body: bytes = b"") -> Answer:
+    async def api(self, method: str, path: str, body: bytes = b"", token: bool = True) -> Answer:
         """One call of the hub's REST API with the bridge's token (if any) and a JSON body (if any), its refusals
         included; raises HubError(0) only when the hub does not answer, or answers beyond the wire's bounds."""
         target = self._target(path)
-        headers = self._api_headers() + ([("Content-Type", "application/json")] if body else [])
+        headers = self._api_headers(token) + ([("Content-Type", "application/json")] if body else [])
         try:
             return await asyncio.wait_for(self.request(method, target, headers, body), API_TIMEOUT)
         except TimeoutError:
             raise HubError(0, f"the hub did not answer {method} {target} within {API_TIMEOUT:g} s") from None
 
-    async def _api(self, method: str, path: str, ok: tuple[int, ...] = (200,), body: bytes = b"") -> Answer:
-        answer = await self.api(method, path, body)
+    async def _api(self, method: str, path: str, ok: tuple[int, ...] = (200,), body: bytes = b"",
+                   token: bool = True) -> Answer:
+        answer = await self.api(method, path, body, token)
         if answer.status not in ok:
             raise HubError(answer.status, hub_message(answer.status, answer.body))
         return answer
@@ -130,8 +131,9 @@ class Hub:
 
     # Servers, for ./run.sh servers, start and stop, and for starts with options.
     async def version(self) -> str:
-        """The hub's version, e.g. '6.1.1' (GET /hub/api needs no scope); empty when it does not say."""
-        return str((await self._api("GET", "/")).json().get("version") or "")
+        """The hub's version, e.g. '6.1.1' (GET /hub/api needs no scope, so no token goes); empty when it does
+        not say."""
+        return str((await self._api("GET", "/", token=False)).json().get("version") or "")
 
     async def user_model(self, user: str) -> dict:
         """A user and all their servers, stopped named ones included (needs read:servers)."""

@@ -1,9 +1,13 @@
-"""The token requests of `./run.sh login` and of the renewal, and what is kept of a token the hub made. Pure."""
+"""The token requests of `./run.sh login`, of the renewal and of the access token, and what is kept of a token
+the hub made; `access_token` has the hub make the access token (the rest is pure)."""
 
 import re
+import socket
 
 from addon import store
+from addon.core.errors import BridgeError
 from addon.hub import api as hub
+from addon.hub import owner
 
 # The scopes login asks for, each limited to the user's own account (`!user=<name>`), and what needs it: the
 # fewest that let every subcommand work on what login stored. `servers` is start:, delete: and read:servers
@@ -57,3 +61,50 @@ def record(model: dict, request: dict, user: str) -> store.HubToken:
     scopes = request.get("scopes", model.get("scopes"))
     return store.HubToken(token=model["token"], id=model.get("id"), user=user, expires_at=model.get("expires_at"),
                           scopes=tuple(scopes) if scopes else None, lifetime=request.get("expires_in"))
+
+
+def access_scope(user: str, server: str) -> str:
+    """The one scope of the access token: reach this server (`<user>/` is the default one), nothing else."""
+    return f"access:servers!server={user}/{server}"
+
+
+def access_request(user: str, server: str, lifetime: int, why: str = "") -> dict:
+    note = f"jupyterhub-bridge on {socket.gethostname()}: access to {user}/{server}{why}"
+    return token_request(note, lifetime, [access_scope(user, server)])
+
+
+def cannot_send(me: owner.TokenOwner, user: str) -> str | None:
+    """Why a hub token that may not make the access token must not go to `user`'s server either, or None (a
+    token without `tokens`, sent to its owner's own server, as a server would see it anyway)."""
+    if me.may_mint() or me.name == user:
+        return None
+    return (f"the hub token of '{me.name}' may not make tokens (scope tokens!user={me.name}), so the bridge would "
+            f"have to send it itself to the server of '{user}', whose code can read it")
+
+
+async def access_token(h: hub.Hub, user: str, server: str, lifetime: int, why: str = "") -> store.HubToken:
+    """The token to send to `user`'s `server`: made by the hub with the hub token (one scope, `lifetime`
+    seconds), or the hub token itself when it may not make tokens and the server is its owner's (its record then
+    has no id: nothing to renew nor revoke). Raises HubError, or BridgeError with what to do."""
+    me = await owner.whose_token(h)
+    if why_not := cannot_send(me, user):
+        raise BridgeError(f"{why_not}.", "Run ./run.sh login, or give a hub token with the scope tokens.")
+    if not me.may_mint():
+        return store.HubToken(token=h.settings.hub_token or "", user=me.name)
+    request = access_request(user, server, lifetime, why)
+    answer = await h.mint_token(me.name, request)
+    if answer.status != 201:
+        raise BridgeError(f"the hub did not make an access token for the server: "
+                          f"{hub.hub_message(answer.status, answer.body)}.", "Run ./run.sh check.")
+    return record(answer.json(), request, me.name)
+
+
+async def revoke_access(h: hub.Hub, token: store.HubToken) -> str | None:
+    """Revoke a made access token; what went wrong, or None."""
+    if token.id is None:
+        return None  # the hub token itself: not ours to revoke
+    try:
+        answer = await h.revoke_token(token.user, token.id)
+    except hub.HubError as e:
+        return e.message
+    return None if answer.status in (204, 404) else hub.hub_message(answer.status, answer.body)

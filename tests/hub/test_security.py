@@ -231,7 +231,8 @@ def test_secrets_never_in_logs_or_saved_flows(hub, hub_token, start_bridge, tmp_
     assert hub_token not in log and hub_token.encode() not in saved
     assert log.count(local) == 1  # the banner's connect URL, once
     assert local.encode() not in saved
-    assert f"token …{hub_token[-4:]}".encode() in saved  # redacted, still telling tokens apart
+    # redacted, still telling tokens apart; issue 17: what went upstream is the access token, not the hub token
+    assert "token …".encode() in saved and f"token …{hub_token[-4:]}".encode() not in saved
 
 
 def test_mitmweb_is_bound_to_loopback_with_its_own_token(hub, hub_token, start_bridge):
@@ -310,9 +311,11 @@ def test_mitmweb_never_shows_the_hub_token_of_a_request_in_flight(slow_hub, star
         seen += [h for f in flows for h in f["request"]["headers"] if h[0].lower() == "authorization"]
         time.sleep(0.1)
     request.join()
-    assert request.status == 200  # sent again after the start, with the hub token in full on the wire
+    assert request.status == 200  # sent again after the start, with the access token in full on the wire
     assert seen and all(hub_token not in value for _, value in seen), seen
-    assert ["Authorization", f"token …{hub_token[-4:]}"] in seen
+    # issue 17: what goes upstream is the access token (redacted here), never the hub token
+    assert ["Authorization", f"token …{hub_token[-4:]}"] not in seen
+    assert all(value.startswith("token …") and len(value) == len("token …abcd") for _, value in seen), seen
 
 
 def test_a_flow_file_written_with_a_request_in_flight_holds_no_hub_token(slow_hub, start_bridge, tmp_path):  # noqa: F811

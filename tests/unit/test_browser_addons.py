@@ -1,6 +1,7 @@
 """The hooks behind the browser's way in, in mitmproxy's test context: login redirects, pages filtered as they
 stream, credentials redacted in the flow and in full on the wire."""
 
+import dataclasses
 import gzip
 import json
 import random
@@ -38,6 +39,8 @@ def config():
     with configured(**OPTIONS) as c:
         # mitmproxy's proxy server declares stream_large_bodies (./run.sh sets it from JUPYTER_PROXY_STREAM_BODIES)
         ctx.options.add_option("stream_large_bodies", Optional[str], "4k", "")
+        # The token sent upstream (issue 17): here the hub token itself, as for one that may not make tokens.
+        c.use(dataclasses.replace(c.settings, server_token=HUB_TOKEN))
         yield c
 
 

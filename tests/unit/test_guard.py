@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,14 +11,15 @@ from addon.core import settings
 from addon.core.route import Refused
 
 HUB_TOKEN = "hub-0123456789abcdef"
+SERVER_TOKEN = "access-0123456789abcdef"  # the access token addon/access.py has the hub make
 LOCAL = "local-secret-0123456789"
 
 
-def make(hub_token=HUB_TOKEN, local=LOCAL, listen="localhost"):
+def make(hub_token=HUB_TOKEN, local=LOCAL, listen="localhost", server_token=SERVER_TOKEN):
     values = {o.name: o.default for o in settings.OPTIONS}
     values.update(jupyter_server_ip_or_name="10.0.0.5", jupyter_server_port="8443", jupyter_username="alice",
                   jupyter_proxy_ip_or_name=listen, jupyterhub_api_token=hub_token, jupyter_proxy_token=local)
-    return settings.resolve(values, environ={})
+    return dataclasses.replace(settings.resolve(values, environ={}), server_token=server_token if hub_token else None)
 
 
 S = make()
@@ -49,7 +52,7 @@ def test_foreign_callers_get_403(headers, words):
 BROWSER = guard.browser_of(S)
 ACCESS = guard.BrowserAccess()  # one run of the bridge
 COOKIE = f"jupyterhub-bridge-8000={ACCESS.cookie}"
-OURS = guard.Credential(f"token {HUB_TOKEN}", bridges=True)
+OURS = guard.Credential(f"token {SERVER_TOKEN}", bridges=True)  # issue 17: the access token, never the hub token
 
 
 @pytest.mark.parametrize("s, headers, query_token, expected", [
@@ -64,7 +67,7 @@ OURS = guard.Credential(f"token {HUB_TOKEN}", bridges=True)
     (S, Headers(authorization="token theirs"), None, guard.Credential("token theirs")),
     (S, Headers(), "theirs", guard.Credential("token theirs")),
     (S, Headers(authorization="token theirs"), LOCAL, guard.Credential("token theirs")),
-    # no local secret (loopback): requests without a token get the hub token
+    # no local secret (loopback): requests without a token get the access token
     (make(local=""), Headers(), None, OURS),
     (make(local=""), Headers(authorization="token theirs"), None, guard.Credential("token theirs")),
     # no hub token: the client's own token, moved from the URL as without injection
@@ -74,6 +77,17 @@ OURS = guard.Credential(f"token {HUB_TOKEN}", bridges=True)
 ])
 def test_credential(s, headers, query_token, expected):
     assert guard.credential(headers, query_token, s, ACCESS) == expected
+
+
+@pytest.mark.parametrize("headers, query_token", [
+    (Headers(authorization=f"token {LOCAL}"), None), (Headers(), LOCAL), (Headers(host=BROWSER, cookie=COOKIE), None)])
+def test_without_the_access_token_the_bridges_clients_get_503_never_the_hub_token(headers, query_token):
+    """Issue 17: the hub could not make the access token yet: the bridge's clients wait; others go on."""
+    s = make(server_token=None)
+    with pytest.raises(Refused, match="no access token") as e:
+        guard.credential(headers, query_token, s, ACCESS)
+    assert e.value.status == 503
+    assert guard.credential(Headers(authorization="token theirs"), None, s, ACCESS) == guard.Credential("token theirs")
 
 
 def test_the_browser_host_is_a_secret_localhost_name():
@@ -266,7 +280,7 @@ def test_without_cookie_strips_only_the_bridge_cookie():
 
 
 def test_settings_repr_hides_secrets():
-    assert HUB_TOKEN not in repr(S) and LOCAL not in repr(S)
+    assert HUB_TOKEN not in repr(S) and LOCAL not in repr(S) and SERVER_TOKEN not in repr(S)
 
 
 def test_redact_authorization():
@@ -284,7 +298,7 @@ origins = st.one_of(st.none(), st.sampled_from([f"http://{BROWSER}", "http://127
 
 @given(host=hosts, origin=origins, fetch_site=st.sampled_from([None, "same-origin", "same-site", "cross-site", "none"]),
        via=st.sampled_from(["header", "query", "cookie", "none"]))
-def test_only_the_bridges_own_origin_is_ever_forwarded_with_the_hub_token(host, origin, fetch_site, via):
+def test_only_the_bridges_own_origin_is_ever_forwarded_with_the_access_token(host, origin, fetch_site, via):
     headers = Headers(host=host)
     if origin is not None:
         headers["origin"] = origin
@@ -301,7 +315,7 @@ def test_only_the_bridges_own_origin_is_ever_forwarded_with_the_hub_token(host, 
         plan = forward.request_changes(target, headers, S, ACCESS)
     except Refused:
         return
-    assert plan.headers.get("Authorization") == f"token {HUB_TOKEN}"
+    assert plan.headers.get("Authorization") == f"token {SERVER_TOKEN}"  # issue 17: never the hub token
     assert host.lower() in guard.authorities(S)
     assert origin is None or origin.lower() in guard.origins(S)
     assert fetch_site != "cross-site"

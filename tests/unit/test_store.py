@@ -59,11 +59,15 @@ def test_saved_only_for_its_owner_and_read_back(home):
     assert stat.S_IMODE(os.stat(file.parent).st_mode) == 0o700
     assert store.load(home) == login
     assert [p.name for p in file.parent.iterdir()] == ["login.json"]  # no temporary file left
-    # The file's shape, as earlier versions wrote it (a login stored before this change still loads).
-    assert json.loads(file.read_text()) == {
-        "settings": HUB, "local_token": "stored-local-token",
+    # The file's shape: as earlier versions wrote it, and the trust of the login (issue 17; null: not stored).
+    data = json.loads(file.read_text())
+    assert data == {
+        "settings": HUB, "local_token": "stored-local-token", "trust": None,
         "hub_token": {"token": "stored-hub-token", "id": "a7", "user": "alice", "lifetime": 2592000,
                       "expires_at": login.hub_token.expires_at, "scopes": ["access:servers!user=alice"]}}
+    del data["trust"]  # a login stored before trust was: loads, its CA setting (none: the system store) is its trust
+    file.write_text(json.dumps(data))
+    assert store.load(home) == login and store.load(home).kept_trust() == store.Trust()
 
 
 def test_no_file_is_no_login(home):
@@ -147,26 +151,61 @@ def test_a_file_that_is_not_the_bridges_is_refused(home):
         store.load(home)
 
 
-@pytest.mark.parametrize("host, port, expected", [
-    ("10.1.2.3", 8443, "stored-hub-token"),
-    ("10.1.2.3", 443, None),  # another port: another hub
-    ("hub.example.org", 8443, None),
+@pytest.mark.parametrize("host, port, tls_name, ca_file, expected", [
+    ("10.1.2.3", 8443, "hub.internal", None, "stored-hub-token"),
+    ("10.1.2.3", 443, "hub.internal", None, None),  # another port: another hub
+    ("hub.example.org", 8443, "hub.internal", None, None),
+    ("10.1.2.3", 8443, "other.name", None, None),  # issue 17: a TLS name the login did not verify
+    ("10.1.2.3", 8443, "hub.internal", "/somewhere/my_sslca.cert", None),  # a CA the login did not trust
 ])
-def test_the_stored_token_goes_only_to_its_own_hub(home, host, port, expected):
-    found = logged_in(home).hub_token_for(host, port)
+def test_the_stored_token_goes_only_to_its_own_hub_and_trust(home, host, port, tls_name, ca_file, expected):
+    found = logged_in(home).hub_token_for(host, port, tls_name, ca_file)
     assert (found.token if found else None) == expected
+
+
+def test_a_ca_file_trusted_at_login_that_changed_stops_with_the_fix(home, tmp_path):
+    """Issue 17: the login stores the CA file's absolute path and SHA-256."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\none\n")
+    login = store.Login(settings=dict(HUB), hub_token=store.HubToken("stored-hub-token"), trust=store.trust_of(str(ca)))
+    store.save(login, home)
+    assert store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", str(ca)).token == "stored-hub-token"
+    assert store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", None) is None  # the system store: not it
+    ca.write_text("-----BEGIN CERTIFICATE-----\nanother\n")
+    with pytest.raises(ValueError, match=f"{ca}, the CA file ./run.sh login verified the hub with, has changed "
+                                         r"since \(its SHA-256 differs\).*run ./run.sh login to accept it"):
+        store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", str(ca))
+    with pytest.raises(ValueError, match="has changed"):
+        settings.from_environment(home)
+
+
+def test_a_planted_default_ca_file_is_not_taken_after_a_system_store_login(home, tmp_path, monkeypatch):
+    """Issue 17 point 3: ./my_sslca.cert in the current folder, after a login that trusted the system store."""
+    logged_in(home)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_sslca.cert").write_text("-----BEGIN CERTIFICATE-----\nplanted\n")
+    s = settings.from_environment(home)
+    assert (s.ca_file, s.hub_token) == (None, "stored-hub-token")  # the stored trust: the system store
+    s = settings.from_environment({**home, "JUPYTER_CLUSTER_CA_CERT": "./my_sslca.cert"})  # said explicitly: wins,
+    assert (s.ca_file, s.hub_token) == (str(tmp_path / "my_sslca.cert"), None)  # but gets no stored token
+    assert s.local_secret != "stored-local-token"  # nor the stored local token: only with the stored hub token
+    assert "is not what ./run.sh login verified the hub with (the system trust store)" in store.load(home).refusal(
+        s.server_host, s.server_port, s.tls_name, s.ca_file)
 
 
 def test_precedence_set_over_environment_over_stored_over_default(home):
     logged_in(home)
     environ = {**home, "JUPYTER_SERVER_PORT": "8443", "JUPYTER_USERNAME": "bob"}
-    s = settings.from_environment(environ, overrides={"jupyter_server_name": "from-set"})
-    assert s.tls_name == "from-set"  # --set over the stored one
+    s = settings.from_environment(environ, overrides={"jupyterhub_base_url": "/from-set/"})
+    assert s.base_url == "/from-set/"  # --set over the stored one
     assert s.username == "bob"  # environment over the stored one
-    assert (s.server_host, s.base_url) == ("10.1.2.3", "/jupyter/")  # stored
+    assert (s.server_host, s.tls_name) == ("10.1.2.3", "hub.internal")  # stored
     assert s.listen_port == 8000  # default
     assert s.hub_token == "stored-hub-token"
     assert s.local_secret == "stored-local-token"
+    # Issue 17: a TLS name given with --set wins too, but the stored tokens do not go to a name login did not verify
+    s = settings.from_environment(environ, overrides={"jupyter_server_name": "from-set"})
+    assert s.tls_name == "from-set" and s.hub_token is None and s.local_secret != "stored-local-token"
 
 
 def test_environment_tokens_win_over_stored_ones(home):
@@ -198,7 +237,7 @@ def test_banner_says_what_came_from_the_file(home):
                                "stored-local-token")
     assert lines[0] == "  set with --set: jupyter_server_port"
     assert lines[1] == (f"  from {store.path(home)} (./run.sh login): JUPYTER_SERVER_IP_OR_NAME, JUPYTER_SERVER_NAME, "
-                        f"JUPYTERHUB_BASE_URL, the hub token ({expires}), the bridge's token")
+                        f"JUPYTER_CLUSTER_CA_CERT, JUPYTERHUB_BASE_URL, the hub token ({expires}), the bridge's token")
     assert store.origin_lines(login, home, {}, settings.ENV_OF, "other", "other")[0].endswith("JUPYTER_USERNAME")
 
 

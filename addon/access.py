@@ -1,0 +1,110 @@
+"""The access token: the only credential the bridge sends to the server it serves (issue 17).
+
+The hub token (the login's, or JUPYTERHUB_API_TOKEN) can do all its owner can, minting tokens included; a server's
+code sees every Authorization header it receives (field note 43). So at start the bridge has the hub make, with
+the hub token, a token limited to `access:servers!server=<owner>/<server>` that lives
+JUPYTER_ACCESS_TOKEN_LIFETIME seconds, sends only that upstream, renews it when a fifth of its lifetime is left
+(open connections stay as they are), and revokes it when it stops cleanly. If the hub cannot be reached at start,
+the next request of the bridge's own clients asks again (until then they get a 503)."""
+
+import asyncio
+import dataclasses
+import logging
+from datetime import datetime
+from datetime import timezone
+
+from mitmproxy import http
+
+from addon import store
+from addon.config import Config
+from addon.core.errors import BridgeError
+from addon.hub import api as hub
+from addon.hub import tokens
+from addon.renew import seconds_to_renewal
+
+logger = logging.getLogger(__name__)
+
+RETRY = 30.0  # seconds before a failed renewal is tried again
+REVOKE_TIMEOUT = 5.0  # a stop waits this long at most for the hub to revoke the access token
+
+
+class Access:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.token: store.HubToken | None = None  # the access token in use, as the hub made it
+        self.making: asyncio.Task | None = None  # the one attempt under way
+        self.renewal: asyncio.Task | None = None
+        self.problem = ""  # the last failure, logged once
+
+    async def running(self) -> None:
+        await self.ensure()
+        self.renewal = asyncio.get_running_loop().create_task(self.keep_alive())
+
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """The hub could not make the token at start (or a reconfiguration dropped it): ask again."""
+        if flow.live and not flow.response:
+            await self.ensure()
+
+    async def ensure(self) -> None:
+        s = self.config.settings
+        if s is None or not s.hub_token or s.server_token:
+            return
+        if self.making is None or self.making.done():
+            self.making = asyncio.get_running_loop().create_task(self.make())
+        await asyncio.shield(self.making)
+
+    async def make(self, why: str = "") -> bool:
+        """Have the hub make an access token and serve with it; False (logged) when it did not."""
+        s = self.config.settings
+        try:
+            new = await tokens.access_token(self.config.hub, s.username, s.named_server, s.access_token_lifetime, why)
+        except BridgeError as e:
+            self.failed(str(e))
+            return False
+        except hub.HubError as e:  # a stored token the hub refuses: say to log in again
+            advice = store.refused_token_advice(self.config.stored_token) if e.status == 403 else ""
+            self.failed(f"{e.message}. {advice}" if advice else e.message)
+            return False
+        self.problem, old, self.token = "", self.token, new
+        self.config.use(dataclasses.replace(self.config.settings, server_token=new.token), self.config.stored_token)
+        if new.id is None:
+            logger.info("the hub token may not make tokens: it is sent to your own server as it is")
+        else:
+            logger.info(f"made the access token for {tokens.access_scope(s.username, s.named_server)}: it "
+                        f"{new.expiry_text()}")
+        if old and (trouble := await tokens.revoke_access(self.config.hub, old)):
+            logger.warning(f"could not revoke the previous access token: {trouble}")
+        return True
+
+    def failed(self, why: str) -> None:
+        if why != self.problem:
+            logger.warning(f"no access token for your server yet ({why}); the bridge asks the hub again with the "
+                           "next request.")
+        self.problem = why
+
+    async def keep_alive(self) -> None:
+        while True:
+            token = self.token
+            wait = seconds_to_renewal(datetime.now(timezone.utc), store.parse_time(token.expires_at),
+                                      token.lifetime) if token and token.id else None
+            if wait is None:
+                await asyncio.sleep(RETRY)  # none yet, or one that is not renewed: look again later
+            elif wait > 0:
+                await asyncio.sleep(wait)
+            elif not await self.make(" (renewed)"):
+                await asyncio.sleep(RETRY)
+
+    async def done(self) -> None:
+        for task in (self.renewal, self.making):
+            if task:
+                task.cancel()
+        if self.token is None or self.token.id is None:
+            return
+        try:
+            trouble = await asyncio.wait_for(tokens.revoke_access(self.config.hub, self.token), REVOKE_TIMEOUT)
+        except TimeoutError:
+            trouble = f"the hub did not answer within {REVOKE_TIMEOUT:g} s"
+        if trouble:
+            logger.warning(f"could not revoke the access token at stop: {trouble}; it {self.token.expiry_text()}")
+        else:
+            logger.info("revoked the access token")

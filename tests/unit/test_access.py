@@ -1,0 +1,136 @@
+"""Issue 17, the pure parts: the access token's request, which hub token may go where, the admin warning, the
+bridge's own mitmproxy options, and what goes upstream and out of pages."""
+
+import dataclasses
+
+import pytest
+from mitmproxy import exceptions
+from mitmproxy.test import taddons
+from mitmproxy.test import tutils
+
+from addon import store
+from addon.autostart import resent_headers
+from addon.commands import launch
+from addon.commands import login
+from addon.config import Config
+from addon.core import option_values
+from addon.core import settings
+from addon.hub import owner
+from addon.hub import tokens
+from addon.rewrite import page_token
+
+
+@pytest.mark.parametrize("user, server, scope", [
+    ("alice", "", "access:servers!server=alice/"),
+    ("bob", "gpu", "access:servers!server=bob/gpu"),
+])
+def test_the_access_token_asks_for_one_server_only(user, server, scope):
+    request = tokens.access_request(user, server, 86400)
+    assert request["scopes"] == [scope] and request["expires_in"] == 86400
+    assert request["note"].startswith("jupyterhub-bridge on ") and f"access to {user}/{server}" in request["note"]
+
+
+MINTS = owner.from_model({"name": "alice", "scopes": ["tokens!user=alice", "access:servers!user=alice"]})
+REACHES = owner.from_model({"name": "alice", "scopes": ["access:servers!user=alice", "access:servers!server=bob/"]})
+
+
+@pytest.mark.parametrize("me, user, refused", [
+    (MINTS, "alice", False), (MINTS, "bob", False),  # mints an access token for either
+    (REACHES, "alice", False),  # cannot mint: goes as it is, to its owner's own server
+    (REACHES, "bob", True),  # ... but never to another user's server, whose code would read it
+    (owner.from_model({"name": "alice", "scopes": ["inherit"]}), "bob", False),
+])
+def test_a_hub_token_that_may_not_mint_goes_only_to_its_owners_server(me, user, refused):
+    why = tokens.cannot_send(me, user)
+    assert bool(why) == refused
+    if refused:
+        assert why == ("the hub token of 'alice' may not make tokens (scope tokens!user=alice), so the bridge would "
+                       "have to send it itself to the server of 'bob', whose code can read it")
+
+
+@pytest.mark.parametrize("me, warned", [
+    ({"name": "root", "admin": True, "scopes": ["tokens!user=root"]}, True),
+    ({"name": "root", "scopes": ["admin:users", "tokens!user=root"]}, True),
+    ({"name": "alice", "admin": False, "scopes": ["tokens!user=alice", "access:servers!user=alice"]}, False),
+    ({"name": "alice"}, False),
+])
+def test_login_warns_a_hub_admin(me, warned):
+    text = login.admin_warning(me)
+    assert bool(text) == warned
+    if warned:
+        assert text.startswith("warning: 'root' is an admin of this hub: the stored hub token can make a token with "
+                               "all admin rights")
+
+
+def test_an_empty_ca_setting_is_the_system_store():
+    assert option_values.ca_file("") is None and option_values.ca_file("  ") is None
+
+
+def test_the_stored_ca_is_the_stored_trust(tmp_path):
+    hub = {"jupyter_server_ip_or_name": "10.1.2.3", "jupyter_server_port": "8443"}
+    assert store.Login(settings=hub).values()["jupyter_cluster_ca_cert"] == ""  # the system store, said explicitly
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    trust = store.trust_of(str(ca))
+    assert trust.sha256 and len(trust.sha256) == 64
+    assert store.Login(settings=hub, trust=trust).values()["jupyter_cluster_ca_cert"] == str(ca)
+    assert store.from_json(store.to_json(store.Login(settings=hub, trust=trust))).trust == trust
+    assert store.Login().values() == {}
+
+
+@pytest.mark.parametrize("extra, refused", [
+    (["--set", "confdir=/elsewhere"], True), (["--set=confdir=/elsewhere"], True),
+    (["--set", "flow_detail=2"], False), (["~u", "confdir=x"], False)])
+def test_a_confdir_of_the_users_own_is_refused(extra, refused):
+    if refused:
+        with pytest.raises(ValueError, match="confdir: the bridge runs mitmproxy with a folder of its own"):
+            launch.own_options(extra)
+    else:
+        launch.own_options(extra)
+
+
+def test_the_confdir_is_beside_the_login_or_private_and_temporary(tmp_path):
+    where = launch.own_confdir({"JUPYTERHUB_BRIDGE_HOME": str(tmp_path / "home")})
+    assert where == str(tmp_path / "home" / "mitmproxy") and (tmp_path / "home" / "mitmproxy").is_dir()
+    assert (tmp_path / "home" / "mitmproxy").stat().st_mode & 0o077 == 0
+    temporary = launch.own_confdir({})
+    assert "jupyterhub-bridge-mitmproxy-" in temporary
+
+
+OPTIONS = dict(jupyter_server_ip_or_name="10.0.0.5", jupyter_server_port="8443", jupyter_username="alice",
+               jupyterhub_api_token="hub-0123456789abcdef", jupyter_proxy_token="local-0123")
+
+
+def test_ssl_insecure_is_refused_however_it_is_given():
+    c = Config({})
+    with taddons.context(c) as tctx:
+        tctx.configure(c, **OPTIONS)
+        with pytest.raises(exceptions.OptionsError, match="ssl_insecure is on: the bridge sends your tokens"):
+            tctx.configure(c, ssl_insecure=True)
+
+
+def test_a_reconfiguration_keeps_the_access_token_when_it_still_fits():
+    c = Config({})
+    with taddons.context(c) as tctx:
+        tctx.configure(c, **OPTIONS)
+        c.use(dataclasses.replace(c.settings, server_token="access-token"))
+        tctx.configure(c, jupyter_start_timeout="60")
+        assert c.settings.server_token == "access-token"
+        tctx.configure(c, jupyter_username="bob")  # another server: another access token is made
+        assert c.settings.server_token is None
+
+
+def settings_with(server_token):
+    values = {o.name: o.default for o in settings.OPTIONS} | OPTIONS
+    return dataclasses.replace(settings.resolve(values, {}), server_token=server_token)
+
+
+def test_the_request_autostart_sends_again_carries_the_access_token_in_use_now():
+    request = tutils.treq(headers=((b"host", b"h"), (b"authorization", b"token old-access")))
+    assert resent_headers(request, settings_with("new-access")) == [("host", "h"),
+                                                                     ("Authorization", "token new-access")]
+
+
+def test_pages_lose_the_token_that_went_upstream():
+    assert page_token(settings_with("access-token")) == "access-token"
+    assert page_token(settings_with(None)) == "hub-0123456789abcdef"  # nothing of the bridge's went up yet
