@@ -53,7 +53,8 @@ class Checklist:
 def failure(answer: diagnose.Outcome, s: Settings, cert: x509.Certificate | None = None) -> Failed:
     found = diagnose.diagnose(answer, diagnose.facts(s, cert))
     if found is None:
-        return Failed(f"{answer.status} {answer.error or diagnose.message(answer.body)}",
+        status = f"HTTP {answer.status}: " if answer.status else ""  # None: no answer, only an error
+        return Failed(f"{status}{answer.error or diagnose.message(answer.body)}",
                       "See the message above; `./run.sh web` shows the whole exchange.")
     details = ()
     if cert is not None:

@@ -120,13 +120,16 @@ def banner(s: settings.Settings, notes: Sequence[str] = ()) -> str:
     """What the bridge prints at start, with the notes under it; each line escaped: the user's name may be the
     hub's word (the token's owner), and names are the hub's too."""
     server = f"server '{s.named_server}' of user '{s.username}'" if s.named_server else f"user '{s.username}'"
-    token = (f"sends the hub token (…{s.hub_token[-4:]}) for clients with the bridge's token" if s.hub_token
+    token = (f"for clients with the bridge's token, sends your server an access token that the hub token "
+             f"(…{s.hub_token[-4:]}) has the hub make" if s.hub_token
              else "clients bring their own hub token (set JUPYTERHUB_API_TOKEN to keep it out of the IDE)")
     lines = [
         f"JupyterHub bridge: listening on {s.connect_url}",
         f"  forwarding to {s.dial_url} (TLS name '{s.tls_name}'), {server}: {s.prefix}",
         f"  trusting {s.ca_file or 'the system trust store'}; {token}",
         f"  paste into PyCharm: {connect_url(s)}",
+        *(["  a browser: ./run.sh open (a single-use URL; the one above would stay in its history)"]
+          if s.hub_token and s.local_secret else []),
         "  a stopped server: " + (f"started through the Hub API (waiting up to {s.start_timeout:g} s)"
                                   if s.hub_token and s.autostart else
                                   "503 (JUPYTER_AUTOSTART is off)" if s.hub_token else "503 (no hub token to start it)"),

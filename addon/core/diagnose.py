@@ -97,7 +97,7 @@ def message(body: str) -> str:
     """The `message` of a Jupyter JSON error, or the text of an HTML error page's heading."""
     try:
         return str(json.loads(body).get("message") or "")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # RecursionError: JSON nested too deep to read
         found = re.search(r"<h1>(.*?)</h1>", body, re.S)
         # Unescaped first: a heading's &#13;&#10; is whitespace like any other, collapsed with it.
         return re.sub(r"\s+", " ", html.unescape(found.group(1))).strip() if found else ""

@@ -144,3 +144,8 @@ def test_an_html_heading_is_unescaped_before_its_whitespace_is_collapsed():
     assert diagnose.message(page) == "500 : Internal FAKE: ✓ all good"
     found = diagnose.diagnose(diagnose.Outcome(500, HTML, page))
     assert "\r" not in found.text and "\n" not in found.text
+
+
+def test_json_nested_too_deep_is_no_message_and_no_crash():
+    assert diagnose.message("[" * 100_000) == ""
+    assert diagnose.message('{"message": ' + "[" * 100_000) == ""
