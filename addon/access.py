@@ -15,6 +15,7 @@ from datetime import timezone
 
 from mitmproxy import http
 
+from addon.core import login_record
 from addon import store
 from addon.config import Config
 from addon.core.errors import BridgeError
@@ -31,7 +32,7 @@ REVOKE_TIMEOUT = 5.0  # a stop waits this long at most for the hub to revoke the
 class Access:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.token: store.HubToken | None = None  # the access token in use, as the hub made it
+        self.token: login_record.HubToken | None = None  # the access token in use, as the hub made it
         self.making: asyncio.Task | None = None  # the one attempt under way
         self.renewal: asyncio.Task | None = None
         self.problem = ""  # the last failure, logged once
@@ -85,7 +86,7 @@ class Access:
     async def keep_alive(self) -> None:
         while True:
             token = self.token
-            wait = seconds_to_renewal(datetime.now(timezone.utc), store.parse_time(token.expires_at),
+            wait = seconds_to_renewal(datetime.now(timezone.utc), login_record.parse_time(token.expires_at),
                                       token.lifetime) if token and token.id else None
             if wait is None:
                 await asyncio.sleep(RETRY)  # none yet, or one that is not renewed: look again later

@@ -10,6 +10,7 @@ from typing import Optional
 from mitmproxy import ctx
 from mitmproxy import exceptions
 
+from addon.core import login_record
 from addon import store
 from addon.hub.api import Hub
 from addon.core import settings
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 class Config:
     settings: Settings | None = None
     hub: Hub | None = None
-    stored_token: store.HubToken | None = None  # the record of the hub token in use, when ./run.sh login made it
+    stored_token: login_record.HubToken | None = None  # the record of the hub token in use, when ./run.sh login made it
 
     def __init__(self, environ: Mapping[str, str] = os.environ) -> None:
         self.environ = environ  # option defaults and secrets left unset come from here (tests: their own)
@@ -53,7 +54,7 @@ class Config:
             s = replace(s, server_token=old.server_token)  # another option changed: the access token still fits
         self.use(s, stored.holds(s.hub_token))
 
-    def use(self, s: Settings, stored_token: store.HubToken | None = None) -> None:
+    def use(self, s: Settings, stored_token: login_record.HubToken | None = None) -> None:
         """Serve with these settings from the next request on (a renewed token, say, and its stored record)."""
         self.settings, self.hub, self.stored_token = s, Hub(s), stored_token
 

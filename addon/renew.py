@@ -27,6 +27,7 @@ from datetime import timezone
 
 from mitmproxy import http
 
+from addon.core import login_record
 from addon import rewrite
 from addon import store
 from addon.config import Config
@@ -64,15 +65,15 @@ def pause(to_renewal: float | None) -> float:
     return min(to_renewal, LONGEST_SLEEP) if to_renewal else LONGEST_SLEEP
 
 
-def expired(record: store.HubToken | None, now: datetime) -> bool:
-    expires = store.parse_time(record.expires_at) if record else None
+def expired(record: login_record.HubToken | None, now: datetime) -> bool:
+    expires = login_record.parse_time(record.expires_at) if record else None
     return expires is not None and expires <= now
 
 
-def wake_at(now: datetime, record: store.HubToken, to_renewal: float | None) -> datetime:
+def wake_at(now: datetime, record: login_record.HubToken, to_renewal: float | None) -> datetime:
     """When to look again: at the renewal (or after a pause), and at the latest when the token expires."""
     wake = now + timedelta(seconds=pause(to_renewal))
-    expires = store.parse_time(record.expires_at)
+    expires = login_record.parse_time(record.expires_at)
     return min(wake, expires) if expires and expires > now else wake
 
 
@@ -129,7 +130,7 @@ class Renew:
             flow.comment, flow.marked = store.refused_token_advice(record), ":warning:"  # as the diagnosis does
             flow.metadata[EXPIRED] = True
 
-    def tell_expired(self, record: store.HubToken) -> None:
+    def tell_expired(self, record: login_record.HubToken) -> None:
         if self.told != record.token:
             self.told = record.token
             logger.warning(store.refused_token_advice(record))
@@ -137,7 +138,7 @@ class Renew:
     def file_changed(self) -> bool:
         return store.stamp(self.config.environ) != self.seen
 
-    def follow(self) -> store.Login | None:
+    def follow(self) -> login_record.Login | None:
         """The stored login, when the bridge sends its token, after switching to a token that another bridge
         or ./run.sh login stored; None when the stored token is not the bridge's to renew."""
         s = self.config.settings
@@ -164,12 +165,12 @@ class Renew:
                 self.tell_expired(record)
                 await wait_until(None, self.file_changed)
                 continue
-            wait = seconds_to_renewal(now, store.parse_time(record.expires_at), record.lifetime)
+            wait = seconds_to_renewal(now, login_record.parse_time(record.expires_at), record.lifetime)
             if wait == 0 and await self.renew(record):
                 continue  # look at the successor
             await wait_until(wake_at(now, record, wait), self.file_changed)
 
-    async def renew(self, old: store.HubToken) -> bool:
+    async def renew(self, old: login_record.HubToken) -> bool:
         """Make, store and use the successor, under the login's lock; True: look at the file again now."""
         try:
             async with login_locked(self.config.environ):
@@ -180,7 +181,7 @@ class Renew:
         except (TimeoutError, OSError, ValueError) as e:
             return self.warn(old, str(e))
 
-    async def make_successor(self, login: store.Login, old: store.HubToken) -> bool:
+    async def make_successor(self, login: login_record.Login, old: login_record.HubToken) -> bool:
         s = self.config.settings
         request = tokens.token_request(f"jupyterhub-bridge on {socket.gethostname()} (renewed)", old.lifetime,
                                        list(old.scopes) if old.scopes else None)
@@ -204,7 +205,7 @@ class Renew:
         logger.info(f"renewed the hub token: the new one {new.expiry_text()}")
         return True
 
-    async def revoke(self, old: store.HubToken, token_id: str | None) -> None:
+    async def revoke(self, old: login_record.HubToken, token_id: str | None) -> None:
         try:
             revoked = await self.config.hub.revoke_token(old.user, token_id)
             if revoked.status != 204:
@@ -213,7 +214,7 @@ class Renew:
         except hub.HubError as e:
             logger.warning(f"renewed the hub token, but could not revoke the old one: {e.message}")
 
-    def warn(self, old: store.HubToken, why: str) -> bool:
+    def warn(self, old: login_record.HubToken, why: str) -> bool:
         now = now_utc()
         if self.warned is None or now - self.warned >= WARN_EVERY:
             self.warned = now

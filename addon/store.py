@@ -6,19 +6,20 @@ The file: `$JUPYTERHUB_BRIDGE_HOME/login.json`, else `$XDG_CONFIG_HOME/jupyterhu
 not the user's own, a folder that is a symbolic link or that others may write to, and a file others can read.
 """
 
-import dataclasses
-import hashlib
 import json
 import os
 import stat
 import tempfile
-from dataclasses import dataclass
-from dataclasses import field
 from datetime import datetime
 from datetime import timezone
 from pathlib import Path
 
 from addon.core.errors import SettingError
+from addon.core.login_record import Login
+from addon.core.login_record import HubToken
+from addon.core.login_record import parse_time
+from addon.core.login_record import from_json
+from addon.core.login_record import to_json
 
 try:
     import fcntl
@@ -28,135 +29,6 @@ except ImportError:  # Windows: no flock; the stored login is not expected to wo
 FILE_NAME = "login.json"
 LOCK_NAME = "login.lock"  # beside the file: whoever holds flock on it may read, change and write the login
 LOG_IN_AGAIN = "run ./run.sh login."  # the fix for a stored token the hub no longer takes
-# The option names login stores; the bridge takes them from the file when neither --set nor the environment
-# gives them.
-STORED_OPTIONS = ("jupyter_server_ip_or_name", "jupyter_server_port", "jupyter_server_name",
-                  "jupyter_cluster_ca_cert", "jupyterhub_base_url", "jupyter_username", "jupyter_named_server",
-                  "jupyter_server_options")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """A JupyterHub timestamp ('2026-12-29T13:00:00.123456Z') as an aware datetime; None for 'never'."""
-    if not value:
-        return None
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-@dataclass(frozen=True)
-class HubToken:
-    """A hub token the hub made (or the user pasted), as kept: its scopes as asked for, so that the successor
-    asks for the same, and its lifetime in seconds (None: unknown, not renewed)."""
-    token: str = field(repr=False)
-    id: str | None = None
-    user: str = ""
-    expires_at: str | None = None  # the hub's timestamp; None: never
-    scopes: tuple[str, ...] | None = None
-    lifetime: int | None = None
-
-    def expiry_text(self, now: datetime | None = None) -> str:
-        """When it expires (or expired), for the banner, login, logout and the renewal."""
-        expires = parse_time(self.expires_at)
-        if expires is None:
-            return "never expires"
-        past = expires <= (now or datetime.now(timezone.utc))
-        return f"{'expired on' if past else 'expires'} {expires:%Y-%m-%d %H:%M} UTC"
-
-
-def file_sha256(file: str) -> str:
-    """The SHA-256 of a file's content, in hex; raises OSError."""
-    with open(file, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Trust:
-    """How `./run.sh login` verified the hub: the system trust store (ca_file None), or the CA file at this
-    absolute path with this content."""
-    ca_file: str | None = None
-    sha256: str | None = None  # None only in a login file from before trust was stored: then the path alone
-
-    def text(self) -> str:
-        return self.ca_file or "the system trust store"
-
-
-def trust_of(ca_file: str | None) -> Trust:
-    """The trust to store for the CA file the login verified the hub with (None: the system store)."""
-    return Trust(ca_file, file_sha256(ca_file)) if ca_file else Trust()
-
-
-@dataclass(frozen=True)
-class Login:
-    """The stored login; `Login()` when there is none."""
-    settings: dict[str, str] = field(default_factory=dict)  # option name -> value, STORED_OPTIONS only
-    hub_token: HubToken | None = None
-    local_token: str | None = field(default=None, repr=False)  # the token clients present to the bridge
-    trust: Trust | None = None  # None: a login file from before trust was stored (its CA setting says it)
-
-    def kept_trust(self) -> Trust:
-        return self.trust or Trust(self.settings.get("jupyter_cluster_ca_cert") or None)
-
-    def values(self) -> dict[str, str]:
-        """The stored option values, by option name (the settings the login found; no secrets). The CA is the
-        stored trust, empty for the system store: a ./my_sslca.cert in the current folder is never taken for it."""
-        kept = {**self.settings, "jupyter_cluster_ca_cert": self.kept_trust().ca_file or ""} if self.settings else {}
-        return {name: str(kept[name]) for name in STORED_OPTIONS if kept.get(name) is not None}
-
-    def refusal(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None) -> str | None:
-        """Why the stored hub token must not go to this peer (None: it may, or there is none): it goes only to
-        the hub, TLS name and trust the login verified. Raises SettingError when the CA file it trusted changed."""
-        if not (self.hub_token and self.hub_token.token):
-            return None
-        kept, trust = self.settings, self.kept_trust()
-        if (kept.get("jupyter_server_ip_or_name"), str(kept.get("jupyter_server_port"))) != (server_host,
-                                                                                           str(server_port)):
-            return f"it was made for {kept.get('jupyter_server_ip_or_name')}:{kept.get('jupyter_server_port')}"
-        if kept.get("jupyter_server_name", tls_name) != tls_name:
-            return (f"the TLS name {tls_name!r} (JUPYTER_SERVER_NAME) is not the one ./run.sh login verified "
-                    f"({kept['jupyter_server_name']!r})")
-        if trust.ca_file != ca_file:
-            return (f"JUPYTER_CLUSTER_CA_CERT ({ca_file or 'the system trust store'}) is not what ./run.sh login "
-                    f"verified the hub with ({trust.text()})")
-        if ca_file and trust.sha256 and changed(ca_file, trust.sha256):
-            raise SettingError(f"{ca_file}, the CA file ./run.sh login verified the hub with, has changed since "
-                               "(its SHA-256 differs): if you trust the new file, run ./run.sh login to accept it.")
-        return None
-
-    def hub_token_for(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None) -> HubToken | None:
-        """The stored hub token, only for the hub, TLS name and trust it was made for (never sent to another
-        peer); raises SettingError when the trusted CA file changed."""
-        if not (self.hub_token and self.hub_token.token):
-            return None
-        return None if self.refusal(server_host, server_port, tls_name, ca_file) else self.hub_token
-
-    def holds(self, hub_token: str | None) -> HubToken | None:
-        """The stored record of this hub token, when it is the stored one."""
-        return self.hub_token if hub_token and self.hub_token and self.hub_token.token == hub_token else None
-
-
-def changed(ca_file: str, sha256: str) -> bool:
-    try:
-        return file_sha256(ca_file) != sha256
-    except OSError:
-        return True
-
-
-def to_json(login: Login) -> dict:
-    return dataclasses.asdict(login)
-
-
-def from_json(data: object) -> Login:
-    """A Login from the file's JSON; raises TypeError (or ValueError) for anything else."""
-    if not isinstance(data, dict) or not set(data) <= {f.name for f in dataclasses.fields(Login)}:
-        raise TypeError("not a login")
-    token = data.get("hub_token")
-    if token is not None:
-        token = HubToken(**{**token, "scopes": tuple(token["scopes"]) if token.get("scopes") else None})
-    trust = Trust(**data["trust"]) if data.get("trust") is not None else None
-    return Login(settings=dict(data.get("settings") or {}), hub_token=token, local_token=data.get("local_token"),
-                 trust=trust)
-
-
 def folder(environ=os.environ) -> Path | None:
     """None for an environment without a home (as the tests give): then nothing is stored, rather than the
     login of whoever runs them."""

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from cryptography import x509
 from mitmproxy.http import Headers  # case-insensitive, as the bridge's request headers are
 
+from addon.core import login_record
 from addon.core import credentials
 from addon.core import diagnose
 from addon.core.errors import BridgeError
@@ -45,7 +46,7 @@ class Checklist:
     what it may do, whether the server is up to answer."""
     s: Settings
     hub: hub.Hub
-    login: store.Login = store.Login()  # what ./run.sh login stored
+    login: login_record.Login = login_record.Login()  # what ./run.sh login stored
     token_owner: owner.TokenOwner | None = None
     server_down: bool = False
 
@@ -189,7 +190,7 @@ async def check_kernelspecs(c: Checklist) -> str:
            f"(default {specs.get('default')})"
 
 
-def paste_url(s: Settings, stored: store.Login, environ=os.environ) -> str:
+def paste_url(s: Settings, stored: login_record.Login, environ=os.environ) -> str:
     if s.hub_token and environ.get("JUPYTER_PROXY_TOKEN") is None and s.local_secret != stored.local_token:
         return f"{s.connect_url}?token=<the token the bridge prints at start; set JUPYTER_PROXY_TOKEN to fix it>"
     return launch.connect_url(s)
@@ -209,7 +210,7 @@ def report(f: Failed) -> int:
     return 1
 
 
-async def run(s: Settings, stored: store.Login) -> int:
+async def run(s: Settings, stored: login_record.Login) -> int:
     c = Checklist(s, hub.Hub(s), stored)
     steps = [check_address, check_tls, check_hub]
     steps += [check_token, check_server, check_kernelspecs] if s.hub_token else []

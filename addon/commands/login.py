@@ -18,6 +18,7 @@ import sys
 import webbrowser
 from urllib.parse import urlsplit
 
+from addon.core import login_record
 from addon.commands import check
 from addon.hub import api as hub
 from addon.hub import owner
@@ -114,7 +115,7 @@ def reach(values: dict[str, str]) -> Settings:
     return s
 
 
-async def sign_in(s: Settings, password: str, lifetime: int) -> store.HubToken:
+async def sign_in(s: Settings, password: str, lifetime: int) -> login_record.HubToken:
     """Have the hub make a token for the user's name and password; the stored record of it."""
     h = hub.Hub(s)
     request = tokens.token_request(f"jupyterhub-bridge on {socket.gethostname()}", lifetime,
@@ -132,7 +133,7 @@ async def sign_in(s: Settings, password: str, lifetime: int) -> store.HubToken:
     raise Stop("the hub kept refusing the token request: no token was made.")
 
 
-async def pasted(s: Settings, token: str) -> store.HubToken:
+async def pasted(s: Settings, token: str) -> login_record.HubToken:
     """A token the user copied from the hub's token page: checked with the hub, then kept like a made one."""
     h = hub.Hub(dataclasses.replace(s, hub_token=token))
     try:
@@ -147,12 +148,12 @@ async def pasted(s: Settings, token: str) -> store.HubToken:
     except hub.HubError:
         pass  # the token may not read its own model: expiry unknown
     lifetime = None
-    if (made := store.parse_time(model.get("created"))) and (ends := store.parse_time(model.get("expires_at"))):
+    if (made := login_record.parse_time(model.get("created"))) and (ends := login_record.parse_time(model.get("expires_at"))):
         lifetime = int((ends - made).total_seconds())
     return tokens.record(model, {"scopes": model.get("scopes"), "expires_in": lifetime}, me.name)
 
 
-def credentials_for(s: Settings, args, interactive: bool) -> store.HubToken:
+def credentials_for(s: Settings, args, interactive: bool) -> login_record.HubToken:
     """The new token: made from the password, or pasted from the token page on hubs that take no password."""
     if args.browser and (token := oauth.browser_token(s, args.set, args.open)):
         return oauth.own_token(s, asyncio.run(pasted(s, token)), "the sign-in's OAuth token")
@@ -194,15 +195,15 @@ def admin_warning(me: dict) -> str:
             "an account that is not an admin.")
 
 
-def trusted(s: Settings) -> store.Trust:
+def trusted(s: Settings) -> login_record.Trust:
     """What verified the hub in reach(): stored with the token, which goes to no other peer."""
     try:
-        return store.trust_of(s.ca_file)
+        return login_record.trust_of(s.ca_file)
     except OSError as e:
         raise Stop(f"{s.ca_file}: cannot read it ({e.strerror}).") from None
 
 
-def warn_if_admin(s: Settings, made: store.HubToken) -> None:
+def warn_if_admin(s: Settings, made: login_record.HubToken) -> None:
     try:
         warning = admin_warning(asyncio.run(hub.Hub(dataclasses.replace(s, hub_token=made.token)).whoami()))
     except hub.HubError:
@@ -222,7 +223,7 @@ def login(args, environ=os.environ) -> int:
     kept |= {"jupyter_cluster_ca_cert": s.ca_file} if s.ca_file else {}  # absolute: the bridge starts elsewhere
     kept |= {name: values[name] for name in ("jupyter_named_server", "jupyter_server_options") if values[name]}
     local = old.local_token if not args.new_local_token else None
-    new = store.Login(settings=kept, hub_token=made, local_token=local or secrets.token_urlsafe(24), trust=trust)
+    new = login_record.Login(settings=kept, hub_token=made, local_token=local or secrets.token_urlsafe(24), trust=trust)
     where = store.save(new, environ)
     if old.hub_token and old.hub_token.token != made.token:
         check.say(f"  the earlier login: {logout.revoke(old)}")

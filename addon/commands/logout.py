@@ -4,6 +4,7 @@ hub cannot be reached, delete it anyway (the token then expires by itself)."""
 import asyncio
 import os
 
+from addon.core import login_record
 from addon.hub import api as hub
 from addon.core import settings
 from addon.core.printable import LINE
@@ -15,14 +16,14 @@ NOT_ASKED = {  # login and logout take no token from the environment
     "jupyterhub_api_token": "", "jupyterhub_api_token_file": "", "jupyter_proxy_token": ""}
 
 
-def stored_settings(login: store.Login) -> Settings:
+def stored_settings(login: login_record.Login) -> Settings:
     """The settings of the stored login, whatever the environment says now: its token belongs to that hub."""
     values = {o.name: o.default for o in settings.OPTIONS if not o.secret} | login.values() | NOT_ASKED
     token = login.hub_token.token if login.hub_token else ""
     return settings.resolve(values | {"jupyterhub_api_token": token}, os.environ)
 
 
-def revoke(login: store.Login) -> str:
+def revoke(login: login_record.Login) -> str:
     """Give the stored hub token back to the hub; what happened, in words."""
     token = login.hub_token
     if not token or not token.token or not token.id:
@@ -42,9 +43,9 @@ def logout(environ=os.environ) -> int:
     try:
         login = store.load(environ, private=False)  # one that others could read is the first to revoke
     except ValueError as e:
-        login = store.Login()
+        login = login_record.Login()
         print(printable(f"warning: {e}", LINE))
-    said = revoke(login) if login != store.Login() else "there was no stored login"
+    said = revoke(login) if login != login_record.Login() else "there was no stored login"
     removed = store.delete(environ)
     print(printable(f"Logged out: {said}; {'removed ' + str(store.path(environ)) if removed else 'no file to remove'}.",
                     LINE))  # `said` quotes the hub

@@ -15,7 +15,7 @@ import socket
 import stat
 import webbrowser
 
-from addon import store
+from addon.core import login_record
 from addon.commands import launch
 from addon.commands import open as open_command
 from addon.core import oauth_flow as flow
@@ -178,7 +178,7 @@ def browser_token(s: Settings, sets: list[str], open_it: bool, environ=os.enviro
     return asyncio.run(browser_sign_in(hub.Hub(dataclasses.replace(s, hub_token=None)), c, open_it))
 
 
-async def mint_own(h: hub.Hub, me: owner.TokenOwner, lifetime: int) -> tuple[store.HubToken | None, str]:
+async def mint_own(h: hub.Hub, me: owner.TokenOwner, lifetime: int) -> tuple[login_record.HubToken | None, str]:
     """With a token that may mint: the bridge's own token, asked for as a password login asks; or why not."""
     request = tokens.token_request(f"jupyterhub-bridge on {socket.gethostname()}", lifetime,
                                    tokens.wanted_scopes(me.name))
@@ -192,7 +192,7 @@ async def mint_own(h: hub.Hub, me: owner.TokenOwner, lifetime: int) -> tuple[sto
     return None, "the hub kept refusing the token request"
 
 
-async def swap(s: Settings, given: store.HubToken) -> tuple[store.HubToken | None, str]:
+async def swap(s: Settings, given: login_record.HubToken) -> tuple[login_record.HubToken | None, str]:
     """The bridge's own token in place of `given` (revoked then), or (None, why it is kept)."""
     h = hub.Hub(dataclasses.replace(s, hub_token=given.token))
     me = await owner.whose_token(h)
@@ -207,7 +207,7 @@ async def swap(s: Settings, given: store.HubToken) -> tuple[store.HubToken | Non
     return made, ""
 
 
-def own_token(s: Settings, given: store.HubToken, what: str) -> store.HubToken:
+def own_token(s: Settings, given: login_record.HubToken, what: str) -> login_record.HubToken:
     """login: exchange `what` (the pasted token, the sign-in's OAuth token) for the bridge's own expiring token and
     revoke it, saying so; keep it where that cannot be, saying why."""
     made, why = asyncio.run(swap(s, given))

@@ -13,6 +13,7 @@ import time
 import webbrowser
 from collections.abc import Mapping
 
+from addon.core import login_record
 from addon import store
 from addon.commands import launch
 from addon.core import credentials
@@ -41,7 +42,7 @@ def cannot_open(s: Settings, token_known: bool) -> str | None:
     return None
 
 
-def token_known(s: Settings, stored: store.Login, overrides: Mapping[str, str], environ: Mapping[str, str]) -> bool:
+def token_known(s: Settings, stored: login_record.Login, overrides: Mapping[str, str], environ: Mapping[str, str]) -> bool:
     """Whether the local token is the running bridge's: given, not made up at random for this process."""
     return ("jupyter_proxy_token" in overrides or environ.get("JUPYTER_PROXY_TOKEN") is not None
             or bool(stored.local_token) and s.local_secret == stored.local_token)

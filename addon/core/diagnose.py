@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from cryptography import x509
 
+from addon.core import login_record
 from addon import store
 from addon.core.settings import Settings
 from addon.core.settings import host_in_url
@@ -233,7 +234,7 @@ class RateLimit:
         return True
 
 
-def facts(s: Settings, cert: x509.Certificate | None = None, stored_token: store.HubToken | None = None) -> Facts:
+def facts(s: Settings, cert: x509.Certificate | None = None, stored_token: login_record.HubToken | None = None) -> Facts:
     """The Facts of a set-up; with the hub's certificate (after a TLS failure) also the CA file's subject; with
     the stored record of the hub token in use (when `./run.sh login` made it) the advice to log in again."""
     ca_subject = "?"

@@ -11,6 +11,7 @@ from dataclasses import field
 from functools import cached_property
 from urllib.parse import quote
 
+from addon.core import login_record
 from addon.core import option_values
 from addon.core.errors import SettingError
 from addon.hub import spawn_options
@@ -136,7 +137,7 @@ def _hub_token(values: dict[str, str | None], environ) -> str | None:
 
 
 def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_token: str | None,
-                  stored: store.Login, record: store.HubToken | None) -> str:
+                  stored: login_record.Login, record: login_record.HubToken | None) -> str:
     secret = values["jupyter_proxy_token"]
     if secret is None:
         secret = environ.get("JUPYTER_PROXY_TOKEN")
@@ -152,7 +153,7 @@ def _local_secret(values: dict[str, str | None], environ, listen_host: str, hub_
     return secret.strip()
 
 
-def resolve(values: dict[str, str | None], environ: Mapping[str, str], stored: store.Login = store.Login()) -> Settings:
+def resolve(values: dict[str, str | None], environ: Mapping[str, str], stored: login_record.Login = login_record.Login()) -> Settings:
     """Validate raw option values (keyed by option name; None for a secret means: from `environ`, which
     the entry points give as os.environ, else from the `stored` login); raise SettingError (a ValueError) with a
     message a user can act on. Reads no file but the ones the values name (a CA file, a token file)."""
@@ -190,13 +191,13 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str], stored: s
     )
 
 
-def with_stored(environ: Mapping[str, str], stored: store.Login) -> dict[str, str]:
+def with_stored(environ: Mapping[str, str], stored: login_record.Login) -> dict[str, str]:
     """The environment over the settings `./run.sh login` stored, as environment variables."""
     return {**{ENV_OF[name]: value for name, value in stored.values().items()}, **environ}
 
 
 def from_environment(environ: Mapping[str, str], overrides: dict[str, str] | None = None,
-                     stored: store.Login | None = None) -> Settings:
+                     stored: login_record.Login | None = None) -> Settings:
     """The entry points' settings: --set over the environment over the stored login (read from its file when
     not given)."""
     stored = store.load(environ) if stored is None else stored

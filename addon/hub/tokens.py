@@ -4,7 +4,7 @@ the hub made; `access_token` has the hub make the access token (the rest is pure
 import re
 import socket
 
-from addon import store
+from addon.core import login_record
 from addon.core.errors import BridgeError
 from addon.hub import api as hub
 from addon.hub import owner
@@ -56,10 +56,10 @@ def narrowed(request: dict, answer: hub.Answer) -> tuple[dict | None, str]:
     return None, f"the hub refused to make a token: {message}"
 
 
-def record(model: dict, request: dict, user: str) -> store.HubToken:
+def record(model: dict, request: dict, user: str) -> login_record.HubToken:
     """What is kept of a token the hub made (its scopes as asked for: the successor asks for the same)."""
     scopes = request.get("scopes", model.get("scopes"))
-    return store.HubToken(token=model["token"], id=model.get("id"), user=user, expires_at=model.get("expires_at"),
+    return login_record.HubToken(token=model["token"], id=model.get("id"), user=user, expires_at=model.get("expires_at"),
                           scopes=tuple(scopes) if scopes else None, lifetime=request.get("expires_in"))
 
 
@@ -82,7 +82,7 @@ def cannot_send(me: owner.TokenOwner, user: str) -> str | None:
             f"have to send it itself to the server of '{user}', whose code can read it")
 
 
-async def access_token(h: hub.Hub, user: str, server: str, lifetime: int, why: str = "") -> store.HubToken:
+async def access_token(h: hub.Hub, user: str, server: str, lifetime: int, why: str = "") -> login_record.HubToken:
     """The token to send to `user`'s `server`: made by the hub with the hub token (one scope, `lifetime`
     seconds), or the hub token itself when it may not make tokens and the server is its owner's (its record then
     has no id: nothing to renew nor revoke). Raises HubError, or BridgeError with what to do."""
@@ -90,7 +90,7 @@ async def access_token(h: hub.Hub, user: str, server: str, lifetime: int, why: s
     if why_not := cannot_send(me, user):
         raise BridgeError(f"{why_not}.", "Run ./run.sh login, or give a hub token with the scope tokens.")
     if not me.may_mint():
-        return store.HubToken(token=h.settings.hub_token or "", user=me.name)
+        return login_record.HubToken(token=h.settings.hub_token or "", user=me.name)
     request = access_request(user, server, lifetime, why)
     answer = await h.mint_token(me.name, request)
     if answer.status != 201:
@@ -99,7 +99,7 @@ async def access_token(h: hub.Hub, user: str, server: str, lifetime: int, why: s
     return record(answer.json(), request, me.name)
 
 
-async def revoke_access(h: hub.Hub, token: store.HubToken) -> str | None:
+async def revoke_access(h: hub.Hub, token: login_record.HubToken) -> str | None:
     """Revoke a made access token; what went wrong, or None."""
     if token.id is None:
         return None  # the hub token itself: not ours to revoke

@@ -12,6 +12,7 @@ import pytest
 from bridge_process import ROOT
 from bridge_process import free_port
 
+from addon.core import login_record
 from addon.hub import api as hub_client
 from addon.commands import login
 from addon import store
@@ -94,7 +95,7 @@ def login_args(hub, *extra: str) -> list[str]:
             *extra]
 
 
-def log_in(hub, home, **env) -> store.Login:
+def log_in(hub, home, **env) -> login_record.Login:
     p = run(login_args(hub, "--set", "jupyter_username=alice", "--password-stdin"), home,
             hub["users"]["alice"]["password"] + "\n", **env)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -120,7 +121,7 @@ def test_login_stores_a_narrow_expiring_token_and_the_bridge_uses_it(hub, tmp_pa
     assert stat.S_IMODE(file.stat().st_mode) == 0o600 and stat.S_IMODE(home.stat().st_mode) == 0o700
     token = data.hub_token
     model = admin(hub, f"/users/alice/tokens/{token.id}").json()
-    expires = store.parse_time(model["expires_at"])
+    expires = login_record.parse_time(model["expires_at"])
     assert 3600 - 60 < (expires - before).total_seconds() < 3600 + 60
     assert {"access:servers!user=alice", "start:servers!user=alice", "delete:servers!user=alice",
             "read:tokens!user=alice", "tokens!user=alice"} <= set(model["scopes"])
@@ -182,9 +183,9 @@ def test_logout_revokes_and_removes(hub, tmp_path):
 def test_logout_with_the_hub_away_still_removes(tmp_path):
     home = tmp_path / "home"
     environ = {"JUPYTERHUB_BRIDGE_HOME": str(home)}
-    store.save(store.Login(settings={"jupyter_server_ip_or_name": "127.0.0.1", "jupyter_server_port": str(free_port()),
+    store.save(login_record.Login(settings={"jupyter_server_ip_or_name": "127.0.0.1", "jupyter_server_port": str(free_port()),
                                      "jupyter_username": "alice"},
-                           hub_token=store.HubToken("t" * 32, id="a1", user="alice")), environ)
+                           hub_token=login_record.HubToken("t" * 32, id="a1", user="alice")), environ)
     p = run(["logout"], home)
     assert p.returncode == 0
     assert "could not revoke the hub token (cannot reach the hub" in p.stdout, p.stdout

@@ -25,6 +25,7 @@ from bridge_process import free_port
 from kernel_client import execute
 from websockets.sync.client import connect as ws_connect
 
+from addon.core import login_record
 from addon import store
 from devhub.stop import stop_processes
 
@@ -147,10 +148,10 @@ def accepted(hub, token: str) -> bool:
     return status == 200
 
 
-def assert_like_a_password_login(hub, made: store.HubToken, before: datetime) -> None:
+def assert_like_a_password_login(hub, made: login_record.HubToken, before: datetime) -> None:
     """The stored token as the hub has it: the expiry and scopes a password login gets, nothing beyond alice."""
     model = next(t for t in tokens_of(hub) if t["id"] == made.id)
-    expires = store.parse_time(model["expires_at"])
+    expires = login_record.parse_time(model["expires_at"])
     assert LIFETIME - 60 < (expires - before).total_seconds() < LIFETIME + 60
     assert {"access:servers!user=alice", "start:servers!user=alice", "delete:servers!user=alice",
             "read:tokens!user=alice", "tokens!user=alice"} <= set(model["scopes"])

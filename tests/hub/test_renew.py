@@ -15,6 +15,7 @@ from test_login import accepted
 from test_login import log_in
 from websockets.sync.client import connect as ws_connect
 
+from addon.core import login_record
 from addon import renew
 from addon import store
 
@@ -45,11 +46,11 @@ def test_pause(to_renewal, expected):
     assert renew.pause(to_renewal) == expected
 
 
-def stored(home) -> store.HubToken:
+def stored(home) -> login_record.HubToken:
     return store.load({"JUPYTERHUB_BRIDGE_HOME": str(home)}).hub_token
 
 
-def wait_for_new_token(home, old: str, seconds: float) -> store.HubToken:
+def wait_for_new_token(home, old: str, seconds: float) -> login_record.HubToken:
     deadline = time.monotonic() + seconds
     while (token := stored(home)).token == old and time.monotonic() < deadline:
         time.sleep(0.5)

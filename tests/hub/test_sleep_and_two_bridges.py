@@ -18,13 +18,14 @@ from test_login import log_in
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from addon.core import login_record
 from addon import store
 
 EXPIRED = "Your hub token expired on"
 
 
 def seconds_until(moment: str, offset: float = 0.0) -> float:
-    return (store.parse_time(moment) - datetime.now(timezone.utc)).total_seconds() + offset
+    return (login_record.parse_time(moment) - datetime.now(timezone.utc)).total_seconds() + offset
 
 
 @contextmanager
@@ -139,7 +140,7 @@ def renewed_login_tokens(hub, lifetime: int) -> list[dict]:
 
 
 def seconds_between(start: str, end: str) -> float:
-    return (store.parse_time(end) - store.parse_time(start)).total_seconds()
+    return (login_record.parse_time(end) - login_record.parse_time(start)).total_seconds()
 
 
 def test_two_bridges_on_one_login_renew_it_in_turn(hub, tmp_path, start_bridge):

@@ -13,6 +13,7 @@ from test_hostile_hub import Answers
 from test_hostile_hub import hostile  # noqa: F401 (the fixture)
 from test_hostile_hub import run_sh
 
+from addon.core import login_record
 from addon import store
 
 PAYLOAD = "\x1b]52;c;aGVsbG8=\x07\x1b[2J …\r\nFAKE: ✓ all good"
@@ -116,10 +117,10 @@ def test_login_shows_the_hubs_version_and_token_refusal_escaped(payload_hub, tmp
 def test_logout_shows_the_hubs_answer_escaped(payload_hub, tmp_path):
     _, hub = payload_hub
     environ = {"JUPYTERHUB_BRIDGE_HOME": str(tmp_path / "bridge-home")}
-    store.save(store.Login(settings={"jupyter_server_ip_or_name": hub["host"], "jupyter_server_port": str(hub["port"]),
+    store.save(login_record.Login(settings={"jupyter_server_ip_or_name": hub["host"], "jupyter_server_port": str(hub["port"]),
                                      "jupyter_server_name": hub["tls_name"], "jupyter_cluster_ca_cert": hub["ca_file"],
                                      "jupyter_username": "alice"},
-                           hub_token=store.HubToken("s" * 32, id="a1", user="alice")), environ)
+                           hub_token=login_record.HubToken("s" * 32, id="a1", user="alice")), environ)
     status, output, _, _ = run_sh(hub, tmp_path, "logout")
     assert status == 0, output
     assert_escaped(output)

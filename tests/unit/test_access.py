@@ -8,7 +8,7 @@ from mitmproxy import exceptions
 from mitmproxy.test import taddons
 from mitmproxy.test import tutils
 
-from addon import store
+from addon.core import login_record
 from addon.autostart import resent_headers
 from addon.commands import launch
 from addon.commands import login
@@ -68,14 +68,14 @@ def test_an_empty_ca_setting_is_the_system_store():
 
 def test_the_stored_ca_is_the_stored_trust(tmp_path):
     hub = {"jupyter_server_ip_or_name": "10.1.2.3", "jupyter_server_port": "8443"}
-    assert store.Login(settings=hub).values()["jupyter_cluster_ca_cert"] == ""  # the system store, said explicitly
+    assert login_record.Login(settings=hub).values()["jupyter_cluster_ca_cert"] == ""  # the system store, said explicitly
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    trust = store.trust_of(str(ca))
+    trust = login_record.trust_of(str(ca))
     assert trust.sha256 and len(trust.sha256) == 64
-    assert store.Login(settings=hub, trust=trust).values()["jupyter_cluster_ca_cert"] == str(ca)
-    assert store.from_json(store.to_json(store.Login(settings=hub, trust=trust))).trust == trust
-    assert store.Login().values() == {}
+    assert login_record.Login(settings=hub, trust=trust).values()["jupyter_cluster_ca_cert"] == str(ca)
+    assert login_record.from_json(login_record.to_json(login_record.Login(settings=hub, trust=trust))).trust == trust
+    assert login_record.Login().values() == {}
 
 
 @pytest.mark.parametrize("extra, refused", [

@@ -11,6 +11,7 @@ from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 from mitmproxy.test import tutils
 
+from addon.core import login_record
 from addon.autostart import Autostart
 from addon.config import Config
 from addon_context import configured
@@ -285,8 +286,8 @@ def test_a_refused_stored_token_is_told_to_log_in_again_from_what_config_read_on
     """Config reads the stored login once, at configure; the diagnosis of each failed flow reads no file."""
     from addon import store
     environ = {"JUPYTERHUB_BRIDGE_HOME": str(tmp_path)}
-    store.save(store.Login(settings={"jupyter_server_ip_or_name": "10.0.0.5", "jupyter_server_port": "8443"},
-                           hub_token=store.HubToken("stored-hub-token", id="a1", user="alice",
+    store.save(login_record.Login(settings={"jupyter_server_ip_or_name": "10.0.0.5", "jupyter_server_port": "8443"},
+                           hub_token=login_record.HubToken("stored-hub-token", id="a1", user="alice",
                                                     expires_at="2020-01-01T00:00:00Z")), environ)
     c = Config(environ)
     with taddons.context(c) as tctx:

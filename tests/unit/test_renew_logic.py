@@ -8,6 +8,7 @@ from datetime import timezone
 
 import pytest
 
+from addon.core import login_record
 from addon import renew
 from addon import store
 
@@ -60,7 +61,7 @@ def test_a_wait_already_due_does_not_sleep():
     assert laptop.naps == []
 
 
-TOKEN = store.HubToken(token="t", expires_at="2026-12-02T12:00:20.000000Z", lifetime=20)
+TOKEN = login_record.HubToken(token="t", expires_at="2026-12-02T12:00:20.000000Z", lifetime=20)
 
 
 @pytest.mark.parametrize("now, to_renewal, expected", [
@@ -75,7 +76,7 @@ def test_wake_at(now, to_renewal, expected):
 @pytest.mark.parametrize("record, seconds, expected", [
     (TOKEN, 19.9, False),
     (TOKEN, 20, True),  # expired at its time
-    (store.HubToken(token="t"), 10 ** 9, False),  # never expires
+    (login_record.HubToken(token="t"), 10 ** 9, False),  # never expires
     (None, 0, False),  # no stored token in use
 ])
 def test_expired(record, seconds, expected):
@@ -127,7 +128,7 @@ def test_the_login_lock_waits_its_turn_without_blocking_the_event_loop(tmp_path,
 def test_each_save_gives_the_file_a_new_stamp(tmp_path):
     environ = {"JUPYTERHUB_BRIDGE_HOME": str(tmp_path / "home")}
     assert store.stamp(environ) is None
-    store.save(store.Login(hub_token=TOKEN), environ)
+    store.save(login_record.Login(hub_token=TOKEN), environ)
     first = store.stamp(environ)
-    store.save(store.Login(hub_token=TOKEN), environ)  # the same content: still another file
+    store.save(login_record.Login(hub_token=TOKEN), environ)  # the same content: still another file
     assert first is not None and store.stamp(environ) != first

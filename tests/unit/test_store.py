@@ -9,6 +9,7 @@ from datetime import timezone
 
 import pytest
 
+from addon.core import login_record
 from addon.core import diagnose
 from addon.core import settings
 from addon import store
@@ -22,16 +23,16 @@ def home(tmp_path):
     return {"JUPYTERHUB_BRIDGE_HOME": str(tmp_path / "bridge-home")}
 
 
-def logged_in(environ, expires_at: str | None = None) -> store.Login:
+def logged_in(environ, expires_at: str | None = None) -> login_record.Login:
     expires_at = expires_at or f"{datetime.now(timezone.utc) + timedelta(days=30):%Y-%m-%dT%H:%M:%S.%fZ}"
-    login = store.Login(settings=dict(HUB), hub_token=store.HubToken(
+    login = login_record.Login(settings=dict(HUB), hub_token=login_record.HubToken(
         token="stored-hub-token", id="a7", user="alice", expires_at=expires_at, lifetime=2592000,
         scopes=("access:servers!user=alice",)), local_token="stored-local-token")
     store.save(login, environ)
     return login
 
 
-def stored(environ) -> store.Login:
+def stored(environ) -> login_record.Login:
     return store.load(environ)
 
 
@@ -47,9 +48,9 @@ def test_where_the_file_lives(environ, expected):
 
 
 def test_an_environment_without_a_home_has_no_login():
-    assert store.load({}) == store.Login() and store.delete({}) is False
+    assert store.load({}) == login_record.Login() and store.delete({}) is False
     with pytest.raises(ValueError, match="HOME is not set"):
-        store.save(store.Login(), {})
+        store.save(login_record.Login(), {})
 
 
 def test_saved_only_for_its_owner_and_read_back(home):
@@ -67,11 +68,11 @@ def test_saved_only_for_its_owner_and_read_back(home):
                       "expires_at": login.hub_token.expires_at, "scopes": ["access:servers!user=alice"]}}
     del data["trust"]  # a login stored before trust was: loads, its CA setting (none: the system store) is its trust
     file.write_text(json.dumps(data))
-    assert store.load(home) == login and store.load(home).kept_trust() == store.Trust()
+    assert store.load(home) == login and store.load(home).kept_trust() == login_record.Trust()
 
 
 def test_no_file_is_no_login(home):
-    assert store.load(home) == store.Login()
+    assert store.load(home) == login_record.Login()
     assert store.load(home).values() == {}
     assert store.load(home).local_token is None
     assert store.delete(home) is False
@@ -97,7 +98,7 @@ def test_a_file_or_folder_of_another_user_is_refused_with_the_fix(home, monkeypa
     with pytest.raises(ValueError, match="belongs to another user"):
         store.load(home, private=False)  # logout, too: it would send another user's token
     with pytest.raises(ValueError, match="belongs to another user"):
-        store.save(store.Login(), home)
+        store.save(login_record.Login(), home)
 
 
 def test_a_login_file_of_another_user_in_a_folder_of_ours_is_refused(home, monkeypatch):
@@ -128,7 +129,7 @@ def test_a_folder_that_is_a_symbolic_link_is_refused(home, tmp_path):
     elsewhere = tmp_path / "link"
     elsewhere.symlink_to(store.path(home).parent)
     linked = {"JUPYTERHUB_BRIDGE_HOME": str(elsewhere)}
-    for use in (store.load, lambda environ: store.save(store.Login(), environ)):
+    for use in (store.load, lambda environ: store.save(login_record.Login(), environ)):
         with pytest.raises(ValueError, match=rf"{elsewhere}, the folder of your login file, is a symbolic link or not "
                                              rf"a folder: run 'rm {elsewhere}'"):
             use(linked)
@@ -167,7 +168,7 @@ def test_a_ca_file_trusted_at_login_that_changed_stops_with_the_fix(home, tmp_pa
     """Issue 17: the login stores the CA file's absolute path and SHA-256."""
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\none\n")
-    login = store.Login(settings=dict(HUB), hub_token=store.HubToken("stored-hub-token"), trust=store.trust_of(str(ca)))
+    login = login_record.Login(settings=dict(HUB), hub_token=login_record.HubToken("stored-hub-token"), trust=login_record.trust_of(str(ca)))
     store.save(login, home)
     assert store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", str(ca)).token == "stored-hub-token"
     assert store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", None) is None  # the system store: not it
@@ -248,8 +249,8 @@ def test_banner_says_what_came_from_the_file(home):
     (None, "never expires"),
 ])
 def test_expiry_text(expires_at, text):
-    now = store.parse_time("2026-11-29T12:00:00Z")
-    assert store.HubToken("t", expires_at=expires_at).expiry_text(now) == text
+    now = login_record.parse_time("2026-11-29T12:00:00Z")
+    assert login_record.HubToken("t", expires_at=expires_at).expiry_text(now) == text
 
 
 @pytest.mark.parametrize("token, now, advice", [
@@ -261,7 +262,7 @@ def test_expiry_text(expires_at, text):
 ])
 def test_advice_for_a_refused_stored_token(home, token, now, advice):
     login = logged_in(home, "2026-12-29T13:00:00.000000Z")
-    assert store.refused_token_advice(login.holds(token), store.parse_time(now)) == advice
+    assert store.refused_token_advice(login.holds(token), login_record.parse_time(now)) == advice
 
 
 def test_the_diagnosis_of_a_refused_stored_token_says_run_login():
