@@ -25,6 +25,7 @@ from addon.core.oauth_flow import CALLBACK_PATH
 from addon.core.oauth_flow import Callback
 from addon.core.oauth_flow import Client
 from addon.core.options import OPTIONS
+from addon.core.printable import LINE
 from addon.core.printable import printable
 from addon.core.settings import Settings
 from addon.hub import api as hub
@@ -45,8 +46,9 @@ def hub_url(s: Settings) -> str:
 
 
 def no_client_line(why: str, client: Client) -> str:
-    return (f"The hub has no OAuth client for the bridge ({why}): its admin must add '{client.id}' with the "
-            f"redirect URI {client.redirect_uri} ({ADMIN} prints how). Using the hub's token page instead.")
+    return printable(f"The hub has no OAuth client for the bridge ({why}): its admin must add '{client.id}' with "
+                     f"the redirect URI {client.redirect_uri} ({ADMIN} prints how). Using the hub's token page "
+                     "instead.", LINE)
 
 
 def read_secret(environ, values: dict[str, str]) -> str:
@@ -116,7 +118,7 @@ async def answer_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     finally:
         writer.close()
     if found.kind == "stranger":
-        print(f"  refused a request to {CALLBACK_PATH}: {found.value}.", flush=True)
+        print(printable(f"  refused a request to {CALLBACK_PATH}: {found.value}.", LINE), flush=True)
     elif found.kind != "elsewhere" and not done.done():
         done.set_result(found)
 
