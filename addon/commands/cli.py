@@ -31,7 +31,8 @@ SUBCOMMANDS: dict[str, tuple[str, str | None, str]] = {
                                   "shows progress"),
     "stop": ("servers", "stop", "stop your server, or stop SERVER (it is kept, not deleted): frees what it holds "
                                 "on the cluster"),
-    "open": ("open", None, "open the bridge's URL in your browser"),
+    "open": ("open", None, "print (and open in your browser) a single-use URL for JupyterLab through the bridge "
+                           "[--no-open]"),
     "admin": ("admin", None, "for the hub's admin: oauth-config prints the OAuth client login --browser needs, "
                              "register-oauth registers it"),
 }
@@ -80,7 +81,10 @@ def main(argv: list[str] | None = None, prog: str = COMMAND) -> int:
     argv = sys.argv[1:] if argv is None else argv
     word = argv[0] if argv else ""
     if word in HELP_WORDS:
-        print(f"{usage(prog)}\n\n{options.help_text()}")
+        try:
+            print(f"{usage(prog)}\n\n{options.help_text()}", flush=True)
+        except BrokenPipeError:  # `help | head`: the reader has what it wanted
+            sys.stdout = None  # nothing left to flush at exit, so no second error
         return 0
     if word == "--version":
         print(f"{COMMAND} {version()}")
