@@ -19,7 +19,7 @@ RECORD_AUTH_DIR = "auth-records"
 # Scopes of the devhub-admin service: manage users, their servers and their tokens.
 ADMIN_SCOPES = [
     "admin:users", "admin:servers", "admin:auth_state", "tokens", "list:users", "read:users", "users",
-    "servers", "access:servers", "proxy", "read:hub",
+    "servers", "access:servers", "proxy", "read:hub", "admin:services",
 ]
 # Profiles a spawn may ask for in its user options ({"profile": ...}); any other is refused with 400.
 PROFILES = ["small", "gpu-small"]

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from bridge_process import ROOT
 from bridge_process import free_port
+from bridge_process import hub_env
 from kernel_client import execute
 from websockets.sync.client import connect as ws_connect
 
@@ -290,3 +291,25 @@ def test_a_pasted_token_that_may_not_mint_is_kept(oauth_hub, tmp_path):
     assert "Kept the pasted token as it is: it may not make tokens (no scope tokens!user=alice)" in p.stdout
     assert store.load({"JUPYTERHUB_BRIDGE_HOME": str(tmp_path / "home")}).hub_token.token == pasted
     assert accepted(oauth_hub, pasted)
+
+
+def test_an_admin_registers_the_oauth_client_at_run_time_and_a_user_token_may_not(oauth_hub, tmp_path):
+    port = free_port()
+    admin = environment(tmp_path / "admin", oauth_hub, **hub_env(oauth_hub),
+                        JUPYTERHUB_API_TOKEN=oauth_hub["admin_token"])
+    r = subprocess.run([str(ROOT / "run.sh"), "admin", "register-oauth", "--name", "bridge-two", "--port", str(port)],
+                       env=admin, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    secret = next(line for line in r.stdout.splitlines() if re.fullmatch(r"[0-9a-f]{64}", line))
+    # The hub knows the client and its secret: login --browser gets as far as the sign-in URL.
+    env = environment(tmp_path / "user", oauth_hub, JUPYTER_OAUTH_CLIENT_ID="service-bridge-two",
+                      JUPYTER_OAUTH_CLIENT_SECRET=secret, JUPYTER_OAUTH_PORT=str(port))
+    login = Login(oauth_hub, env)
+    try:
+        assert "client_id=service-bridge-two" in login.authorize_url()
+    finally:
+        stop_processes([login.proc], 10)
+    user = {**admin, "JUPYTERHUB_API_TOKEN": oauth_hub["users"]["alice"]["token"]}
+    r = subprocess.run([str(ROOT / "run.sh"), "admin", "register-oauth", "--name", "bridge-three"], env=user,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "lacks the scope admin:services" in r.stderr and secret not in r.stdout + r.stderr
