@@ -13,7 +13,6 @@ import getpass
 import os
 import re
 import secrets
-import socket
 import sys
 import webbrowser
 from urllib.parse import urlsplit
@@ -32,9 +31,6 @@ from addon.core.printable import printable
 from addon import store
 from addon.hub import tokens
 from addon.core.settings import Settings
-
-MAX_MINT_TRIES = 3
-
 
 class Stop(BridgeError):
     """Login cannot go on: the message says why and what to do."""
@@ -117,20 +113,13 @@ def reach(values: dict[str, str]) -> Settings:
 
 async def sign_in(s: Settings, password: str, lifetime: int) -> login_record.HubToken:
     """Have the hub make a token for the user's name and password; the stored record of it."""
-    h = hub.Hub(s)
-    request = tokens.token_request(f"jupyterhub-bridge on {socket.gethostname()}", lifetime,
-                                   tokens.wanted_scopes(s.username))
-    for _ in range(MAX_MINT_TRIES):
-        answer = await h.mint_token(s.username, {**request, "auth": {"username": s.username, "password": password}})
-        if answer.status == 201:
-            return tokens.record(answer.json(), request, s.username)
-        if answer.status == 403:
-            raise Stop(f"the hub refused the password of '{s.username}' (or the user name): try again.")
-        request, why = tokens.narrowed(request, answer)
-        check.say(f"  {why}")
-        if request is None:
-            raise Stop("no token was made.")
-    raise Stop("the hub kept refusing the token request: no token was made.")
+    auth = {"username": s.username, "password": password}
+    made, why = await tokens.make_own(hub.Hub(s), s.username, lifetime, auth, say=lambda note: check.say(f"  {note}"))
+    if why == tokens.WRONG_PASSWORD:
+        raise Stop(f"the hub refused the password of '{s.username}' (or the user name): try again.")
+    if made is None:
+        raise Stop(f"{why}: no token was made.")
+    return made
 
 
 async def pasted(s: Settings, token: str) -> login_record.HubToken:
@@ -184,17 +173,6 @@ def credentials_for(s: Settings, args, interactive: bool) -> login_record.HubTok
     return asyncio.run(sign_in(s, password, s.token_lifetime))
 
 
-def admin_warning(me: dict) -> str:
-    """A warning for a hub admin: the stored token's `tokens` scope lets it make a token with all admin rights
-    (field note 42)."""
-    scopes = [str(scope) for scope in me.get("scopes") or ()]
-    if not (me.get("admin") is True or any(scope.startswith("admin") for scope in scopes)):
-        return ""
-    return (f"warning: '{me.get('name')}' is an admin of this hub: the stored hub token can make a token with all "
-            "admin rights (it holds the scope tokens). Keep the login file to yourself; for daily work consider "
-            "an account that is not an admin.")
-
-
 def trusted(s: Settings) -> login_record.Trust:
     """What verified the hub in reach(): stored with the token, which goes to no other peer."""
     try:
@@ -204,12 +182,15 @@ def trusted(s: Settings) -> login_record.Trust:
 
 
 def warn_if_admin(s: Settings, made: login_record.HubToken) -> None:
+    """A hub admin's stored token can make a token with all admin rights (it holds `tokens`; field note 42)."""
     try:
-        warning = admin_warning(asyncio.run(hub.Hub(dataclasses.replace(s, hub_token=made.token)).whoami()))
+        me = asyncio.run(owner.whose_token(hub.Hub(dataclasses.replace(s, hub_token=made.token))))
     except hub.HubError:
         return
-    if warning:
-        check.say(warning)
+    if me.admin:
+        check.say(f"warning: '{me.name}' is an admin of this hub: the stored hub token can make a token with all "
+                  "admin rights (it holds the scope tokens). Keep the login file to yourself; for daily work "
+                  "consider an account that is not an admin.")
 
 
 def login(args, environ=os.environ) -> int:

@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import os
 import secrets
-import socket
 import stat
 import webbrowser
 
@@ -36,7 +35,6 @@ WAIT = 300.0  # seconds the browser has to come back
 HEAD_LIMIT = 16384  # a browser's request head to the callback is well under this
 HEAD_TIMEOUT = 10.0
 ADMIN = "./run.sh admin oauth-config"
-MAX_MINT_TRIES = 3
 SCOPES = [f"{scope}!user" for scope, _ in tokens.SCOPES]  # those of the bridge's token, on one's own account
 
 
@@ -180,27 +178,13 @@ def browser_token(s: Settings, sets: list[str], open_it: bool, environ=os.enviro
     return asyncio.run(browser_sign_in(hub.Hub(dataclasses.replace(s, hub_token=None)), c, open_it))
 
 
-async def mint_own(h: hub.Hub, me: owner.TokenOwner, lifetime: int) -> tuple[login_record.HubToken | None, str]:
-    """With a token that may mint: the bridge's own token, asked for as a password login asks; or why not."""
-    request = tokens.token_request(f"jupyterhub-bridge on {socket.gethostname()}", lifetime,
-                                   tokens.wanted_scopes(me.name))
-    for _ in range(MAX_MINT_TRIES):
-        answer = await h.mint_token(me.name, request)
-        if answer.status == 201:
-            return tokens.record(answer.json(), request, me.name), ""
-        request, why = tokens.narrowed(request, answer)
-        if request is None:
-            return None, printable(why)
-    return None, "the hub kept refusing the token request"
-
-
 async def swap(s: Settings, given: login_record.HubToken) -> tuple[login_record.HubToken | None, str]:
     """The bridge's own token in place of `given` (revoked then), or (None, why it is kept)."""
     h = hub.Hub(dataclasses.replace(s, hub_token=given.token))
     me = await owner.whose_token(h)
     if not me.may_mint():
         return None, f"it may not make tokens (no scope tokens!user={me.name}), so the bridge cannot renew it"
-    made, why = await mint_own(h, me, s.token_lifetime)
+    made, why = await tokens.make_own(h, me.name, s.token_lifetime)
     if made is None:
         return None, why
     answer = await h.revoke_token(me.name, me.token_id or given.id or "")
@@ -217,5 +201,5 @@ def own_token(s: Settings, given: login_record.HubToken, what: str) -> login_rec
         print(f"Exchanged {what} for the bridge's own token ({made.expiry_text()}, the scopes of a password login) "
               f"and revoked {what}.")
         return made
-    print(f"Kept {what} as it is: {why}.")
+    print(printable(f"Kept {what} as it is: {why}.", LINE))
     return given

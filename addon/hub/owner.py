@@ -30,6 +30,7 @@ class TokenOwner:
     token_id: str | None = None
     expires_at: str | None = None  # the hub's timestamp; None: never, or not known (expiry_known)
     expiry_known: bool = False
+    admin: bool = False  # a hub admin, or a token with admin scopes
 
     def covers(self, only: str, user: str, server: str | None) -> bool:
         """Whether a scope's filter (the part after '!') takes in `user`'s `server` (None: the user as such)."""
@@ -77,8 +78,9 @@ def from_model(me: dict) -> TokenOwner:
     scopes = frozenset(me.get("scopes") or ())
     if scopes & {"inherit", "self"}:
         scopes |= {f"{scope}!user={name}" for scope in OWN}
+    admin = me.get("admin") is True or any(str(scope).startswith("admin") for scope in scopes)
     return TokenOwner(name=name, kind=str(me.get("kind") or "user"), scopes=scopes,
-                      groups=frozenset(me.get("groups") or ()), token_id=me.get("token_id"))
+                      groups=frozenset(me.get("groups") or ()), token_id=me.get("token_id"), admin=admin)
 
 
 async def whose_token(hub, expiry: bool = False) -> TokenOwner:

@@ -56,6 +56,29 @@ def narrowed(request: dict, answer: hub.Answer) -> tuple[dict | None, str]:
     return None, f"the hub refused to make a token: {message}"
 
 
+MAX_MINT_TRIES = 3
+WRONG_PASSWORD = "password"  # make_own's why when the hub refused the name and password it was given
+
+
+async def make_own(h: hub.Hub, user: str, lifetime: int, auth: dict | None = None,
+                   say=lambda note: None) -> tuple[login_record.HubToken | None, str]:
+    """The bridge's own token for `user`, with the fewest scopes, narrowed after a refusal (each step told to
+    `say`); made with `h`'s token, or with `auth` (the user's name and password). (None, why) when the hub made
+    none; why is WRONG_PASSWORD when it refused `auth`."""
+    request = token_request(f"jupyterhub-bridge on {socket.gethostname()}", lifetime, wanted_scopes(user))
+    for _ in range(MAX_MINT_TRIES):
+        answer = await h.mint_token(user, {**request, **({"auth": auth} if auth else {})})
+        if answer.status == 201:
+            return record(answer.json(), request, user), ""
+        if answer.status == 403 and auth:
+            return None, WRONG_PASSWORD
+        request, why = narrowed(request, answer)
+        if request is None:
+            return None, why
+        say(why)
+    return None, "the hub kept refusing the token request"
+
+
 def record(model: dict, request: dict, user: str) -> login_record.HubToken:
     """What is kept of a token the hub made (its scopes as asked for: the successor asks for the same)."""
     scopes = request.get("scopes", model.get("scopes"))

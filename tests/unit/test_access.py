@@ -11,7 +11,6 @@ from mitmproxy.test import tutils
 from addon.core import login_record
 from addon.autostart import resent_headers
 from addon.commands import launch
-from addon.commands import login
 from addon.config import Config
 from addon.core import option_values
 from addon.core import settings
@@ -55,11 +54,7 @@ def test_a_hub_token_that_may_not_mint_goes_only_to_its_owners_server(me, user, 
     ({"name": "alice"}, False),
 ])
 def test_login_warns_a_hub_admin(me, warned):
-    text = login.admin_warning(me)
-    assert bool(text) == warned
-    if warned:
-        assert text.startswith("warning: 'root' is an admin of this hub: the stored hub token can make a token with "
-                               "all admin rights")
+    assert owner.from_model(me).admin == warned
 
 
 def test_an_empty_ca_setting_is_the_system_store():
