@@ -46,20 +46,28 @@ class WireHeaders(http.Headers):
     full only in the bytes that mitmproxy sends, which it assembles with `bytes(headers)`."""
 
     def __init__(self, fields: tuple[tuple[bytes, bytes], ...], secrets: dict[str, tuple[str, str]]) -> None:
-        """`secrets`: header name -> (its value on the wire, the value shown)."""
-        super().__init__(fields)
-        self.secrets = {name: value for name, (value, _) in secrets.items()}
-        for name, (_, shown) in secrets.items():
-            self[name] = shown
+        """`secrets`: header name -> (its value on the wire, the value shown); each is set as `headers[name] =`
+        sets it."""
+        super().__init__(forward.changed_fields(fields, {name: shown for name, (_, shown) in secrets.items()}))
+        # (lower-case name, value shown) -> the value sent: a field still showing it is sent with the secret
+        self.wire = {(name.lower().encode(), wire_bytes(shown)): wire_bytes(value)
+                     for name, (value, shown) in secrets.items()}
+
+    def wire_fields(self) -> tuple[tuple[bytes, bytes], ...]:
+        wire = self.wire
+        return tuple((name, wire.get((name.lower(), value), value)) for name, value in self.fields)
 
     def on_the_wire(self) -> http.Headers:
-        wire = http.Headers(self.fields)
-        for name, value in self.secrets.items():
-            wire[name] = value
-        return wire
+        return http.Headers(self.wire_fields())
 
     def __bytes__(self) -> bytes:
-        return bytes(self.on_the_wire())
+        """As `http.Headers` assembles itself, with the secrets in, and without a second Headers object."""
+        fields = self.wire_fields()
+        return b"\r\n".join(b": ".join(field) for field in fields) + b"\r\n" if fields else b""
+
+
+def wire_bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")  # as mitmproxy's Headers store a str
 
 
 def upstream_headers(request: http.Request) -> list[tuple[str, str]]:
@@ -111,14 +119,12 @@ class RewriteRequest:
             flow.metadata[OWN] = True
             return
         flow.request.path = plan.target
-        for name, value in plan.headers.items():
-            if value is None:
-                flow.request.headers.pop(name, None)
-            else:
-                flow.request.headers[name] = value
-        if authorization := flow.request.headers.get("authorization"):
-            flow.request.headers = WireHeaders(flow.request.headers.fields, {
+        fields = forward.changed_fields(flow.request.headers.fields, plan.headers)  # one pass, one new tuple
+        if authorization := plan.headers.get("Authorization") or flow.request.headers.get("authorization"):
+            flow.request.headers = WireHeaders(fields, {
                 "Authorization": (authorization, guard.redact_authorization(authorization))})
+        else:
+            flow.request.headers.fields = fields
         flow.metadata[BRIDGES] = plan.bridges  # Autostart starts a stopped server only for the bridge's clients
 
 

@@ -65,3 +65,22 @@ def login_redirect(target: str, login: guard.BrowserLogin, s: Settings, access: 
         ticket = f"{credentials.LOGIN}={guard.login_ticket(s.local_secret, now)}"
         return Redirect(f"{login.origin}{path}{query}{'&' if query else '?'}{ticket}", None)
     return Redirect(path + query, access.session_cookie(s))
+
+
+def changed_fields(fields: tuple[tuple[bytes, bytes], ...],
+                   changes: Mapping[str, str | None]) -> tuple[tuple[bytes, bytes], ...]:
+    """Header fields with `changes` made in one pass, as mitmproxy's `headers[name] = value` and
+    `headers.pop(name)` make them one by one: a value takes the place of the name's first field (the others go)
+    or comes last; None removes every field of the name."""
+    wanted = {name.lower().encode(): (name.encode(), value) for name, value in changes.items()}
+    kept, done = [], set()
+    for name, value in fields:
+        key = name.lower()
+        if key not in wanted:
+            kept.append((name, value))
+        elif key not in done and wanted[key][1] is not None:
+            done.add(key)
+            kept.append((name, wanted[key][1].encode("utf-8", "surrogateescape")))
+    kept += [(name, value.encode("utf-8", "surrogateescape"))
+             for key, (name, value) in wanted.items() if key not in done and value is not None]
+    return tuple(kept)
