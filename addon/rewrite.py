@@ -19,6 +19,7 @@ from addon.config import Config
 SERVER = "jupyterhub-bridge"  # the Server header of the bridge's own answers, for people; an upstream one is dropped
 OWN = "bridge_answer"  # flow.metadata: the bridge made this flow's answer itself (the diagnosis trusts no header)
 BRIDGES = "bridge_client"  # flow.metadata: the client presented the bridge's own token or browser cookie
+PAGE = "bridge_page"  # flow.metadata: whether RewriteResponse took the answer for a page
 
 
 def own_response(flow: http.HTTPFlow, status: int, message: str) -> http.Response:
@@ -107,8 +108,9 @@ class RewriteRequest:
         s = self.config.settings
         if not flow.live or flow.response or s is None:
             return
+        headers = forward.header_table(flow.request.headers.fields)  # one pass; each Headers lookup lowers all names
         try:
-            plan = forward.request_changes(flow.request.path, flow.request.headers, s, self.browsers)
+            plan = forward.request_changes(flow.request.path, headers, s, self.browsers)
         except route.Refused as refused:
             flow.request.stream = False  # mitmproxy cannot answer a request it already streams
             flow.response = own_response(flow, refused.status, refused.message)
@@ -120,7 +122,7 @@ class RewriteRequest:
             return
         flow.request.path = plan.target
         fields = forward.changed_fields(flow.request.headers.fields, plan.headers)  # one pass, one new tuple
-        if authorization := plan.headers.get("Authorization") or flow.request.headers.get("authorization"):
+        if authorization := plan.headers.get("Authorization") or headers.get("authorization"):
             flow.request.headers = WireHeaders(fields, {
                 "Authorization": (authorization, guard.redact_authorization(authorization))})
         else:
@@ -138,14 +140,16 @@ class RewriteResponse:
         s = self.config.settings
         if not flow.live or flow.response is None or s is None:
             return
-        headers = flow.response.headers
-        if not flow.metadata.get(OWN) and SERVER in headers.get("server", "").lower():
+        headers, table = flow.response.headers, forward.header_table(flow.response.headers.fields)
+        if "server" in table and not flow.metadata.get(OWN) and SERVER in table["server"].lower():
             headers.pop("server")  # upstream, posing as the bridge: its messages are not the bridge's
-        if "location" in headers:
-            headers["location"] = route.rewrite_location(headers["location"], s.prefix, s.hub_origins)
-        if cookies := headers.get_all("set-cookie"):
+        if "location" in table:
+            headers["location"] = route.rewrite_location(table["location"], s.prefix, s.hub_origins)
+        if "set-cookie" in table:
+            cookies = headers.get_all("set-cookie")  # each one apart: cookies are not folded
             headers.set_all("set-cookie", [route.rewrite_set_cookie(c, s.prefix) for c in cookies])
-        if s.hub_token and credentials.is_page(headers.get("content-type", "")):
+        flow.metadata[PAGE] = page = credentials.is_page(table.get("content-type", ""))
+        if s.hub_token and page:
             headers["Referrer-Policy"] = "same-origin"  # the browser's host name stays with the bridge
             if flow.response.raw_content is None and streams(headers):  # a body to come, which mitmproxy streams
                 flow.response.stream = page_stream(flow, page_token(s))
@@ -153,7 +157,10 @@ class RewriteResponse:
     def response(self, flow: http.HTTPFlow) -> None:
         """A page held whole (or an answer an addon made): the token sent upstream out, decoded first."""
         s, r = self.config.settings, flow.response
-        if not (s and s.hub_token and r.raw_content and credentials.is_page(r.headers.get("content-type", ""))):
+        if not (s and s.hub_token and r.raw_content):
+            return
+        page = flow.metadata.get(PAGE)  # responseheaders' answer; an answer that had no such hook is looked at
+        if not (credentials.is_page(r.headers.get("content-type", "")) if page is None else page):
             return
         try:
             content = credentials.decoded(r.headers.get("content-encoding", ""), r.raw_content)
@@ -222,9 +229,11 @@ class Redact:
 
 
 def redact_flow(flow: http.HTTPFlow) -> None:
-    if auth := flow.request.headers.get("authorization"):
-        flow.request.headers["authorization"] = guard.redact_authorization(auth)
     if "?" in flow.request.path:
         flow.request.path = credentials.redact_query_tokens(flow.request.path)
+    if isinstance(flow.request.headers, WireHeaders):
+        return  # forwarded by RewriteRequest: its Authorization shown redacted, its Referer without tokens
+    if auth := flow.request.headers.get("authorization"):
+        flow.request.headers["authorization"] = guard.redact_authorization(auth)
     if "?" in (referer := flow.request.headers.get("referer", "")):  # of a request refused
         flow.request.headers["referer"] = credentials.redact_query_tokens(referer)

@@ -27,7 +27,7 @@ class Redirect:
 def request_changes(target: str, headers: Mapping[str, str], s: Settings, access: guard.BrowserAccess | None = None,
                     now: float | None = None) -> Forward | Redirect:
     """How a request goes upstream, or the redirect that answers a browser's login; raises route.Refused for a
-    request the bridge refuses. `headers` must look names up case-insensitively, as mitmproxy's Headers do.
+    request the bridge refuses. `headers` by lower-case name (`header_table`; mitmproxy's Headers also do).
     `access`: the running bridge's browser cookie and spent tickets (None: no browser session, as in `check`)."""
     access = access or guard.BrowserAccess()
     guard.check_caller(headers, s)
@@ -84,3 +84,13 @@ def changed_fields(fields: tuple[tuple[bytes, bytes], ...],
     kept += [(name, value.encode("utf-8", "surrogateescape"))
              for key, (name, value) in wanted.items() if key not in done and value is not None]
     return tuple(kept)
+
+
+def header_table(fields: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
+    """Header fields by lower-case name, a repeated one folded with ', ' as mitmproxy's Headers read it, in one
+    pass: each lookup in mitmproxy's Headers lowers every field's name."""
+    table: dict[str, str] = {}
+    for name, value in fields:
+        key, text = name.lower().decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")
+        table[key] = f"{table[key]}, {text}" if key in table else text
+    return table

@@ -41,13 +41,18 @@ def browser_of(s: Settings) -> str | None:
 
 
 def authorities(s: Settings) -> frozenset[str]:
-    browser = browser_of(s)
-    return s.own_authorities | {browser} if browser else s.own_authorities
+    return with_one_more(s.own_authorities, browser_of(s))
 
 
 def origins(s: Settings) -> frozenset[str]:
     browser = browser_of(s)
-    return s.own_origins | {f"http://{browser}"} if browser else s.own_origins
+    return with_one_more(s.own_origins, f"http://{browser}" if browser else None)
+
+
+@lru_cache(maxsize=8)
+def with_one_more(names: frozenset[str], name: str | None) -> frozenset[str]:
+    """Made once per settings, not per request."""
+    return names | {name} if name else names
 
 
 def login_ticket(local_secret: str, now: float) -> str:
@@ -103,7 +108,7 @@ def same(a: str, b: str) -> bool:
 
 def check_caller(headers: Mapping[str, str], s: Settings) -> None:
     """Raise Refused(403) unless the request comes from the bridge's own names and origin.
-    `headers` must look names up case-insensitively."""
+    `headers` by lower-case name (forward.header_table; mitmproxy's Headers also do)."""
     host = (headers.get("host") or "").strip().lower()
     if host not in authorities(s):
         raise Refused(403, f"Refused Host {credentials.quoted(host)}: the bridge answers only to its own address "

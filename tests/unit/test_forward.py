@@ -37,3 +37,11 @@ def test_wire_headers_show_the_secret_redacted_and_send_it_in_its_place():
     wire["Accept"] = "text/html"
     assert b"authorization: token SECRET\r\n" in bytes(wire) and b"Accept: text/html" in bytes(wire)
     assert bytes(WireHeaders((), {})) == b""
+
+
+def test_the_header_table_reads_as_mitmproxys_headers():
+    headers = Headers(FIELDS)
+    table = forward.header_table(FIELDS)
+    for name in ("host", "Cookie", "COOKIE", "referer", "origin"):
+        assert table.get(name.lower()) == headers.get(name)  # the cookies folded: "a=1, b=2"
+    assert table == {name.lower(): headers[name] for name in headers}
