@@ -10,6 +10,7 @@ the next request of the bridge's own clients asks again (until then they get a 5
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Awaitable
 from datetime import datetime
 from datetime import timezone
 
@@ -19,6 +20,8 @@ from addon.core import login_record
 from addon import store
 from addon.config import Config
 from addon.core.errors import BridgeError
+from addon.core.printable import LINE
+from addon.core.printable import printable
 from addon.hub import api as hub
 from addon.hub import tokens
 from addon.renew import seconds_to_renewal
@@ -41,10 +44,13 @@ class Access:
         await self.ensure()
         self.renewal = asyncio.get_running_loop().create_task(self.keep_alive())
 
-    async def requestheaders(self, flow: http.HTTPFlow) -> None:
-        """The hub could not make the token at start (or a reconfiguration dropped it): ask again."""
-        if flow.live and not flow.response:
-            await self.ensure()
+    def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """The hub could not make the token at start (or a reconfiguration dropped it): ask again. With the
+        token there (most requests), no coroutine is made."""
+        s = self.config.settings
+        if flow.live and not flow.response and s is not None and s.hub_token and not s.server_token:
+            return self.ensure()
+        return None
 
     async def ensure(self) -> None:
         s = self.config.settings
@@ -74,13 +80,13 @@ class Access:
             logger.info(f"made the access token for {tokens.access_scope(s.username, s.named_server)}: it "
                         f"{new.expiry_text()}")
         if old and (trouble := await tokens.revoke_access(self.config.hub, old)):
-            logger.warning(f"could not revoke the previous access token: {trouble}")
+            logger.warning(printable(f"could not revoke the previous access token: {trouble}", LINE))
         return True
 
     def failed(self, why: str) -> None:
         if why != self.problem:
-            logger.warning(f"no access token for your server yet ({why}); the bridge asks the hub again with the "
-                           "next request.")
+            logger.warning(printable(f"no access token for your server yet ({why}); the bridge asks the hub again "
+                                     "with the next request.", LINE))
         self.problem = why
 
     async def keep_alive(self) -> None:
@@ -106,6 +112,7 @@ class Access:
         except TimeoutError:
             trouble = f"the hub did not answer within {REVOKE_TIMEOUT:g} s"
         if trouble:
-            logger.warning(f"could not revoke the access token at stop: {trouble}; it {self.token.expiry_text()}")
+            logger.warning(printable(f"could not revoke the access token at stop: {trouble}; it "
+                                     f"{self.token.expiry_text()}", LINE))
         else:
             logger.info("revoked the access token")

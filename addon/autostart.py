@@ -2,9 +2,11 @@
 again, and answer with what the server says."""
 
 import weakref
+from collections.abc import Awaitable
 
 from mitmproxy import http
 
+from addon.core import forward
 from addon.core import guard
 from addon.hub import api as hub
 from addon.core import lifecycle
@@ -13,6 +15,9 @@ from addon.config import Config
 from addon.rewrite import BRIDGES
 from addon.rewrite import own_response
 from addon.rewrite import upstream_headers
+
+
+MAY_BE_STOPPED = lifecycle.STOPPED_STATUSES | {404}  # and a named server's 404 (_named_server_stopped)
 
 
 def from_hub(answer: hub.Answer) -> http.Response:
@@ -24,7 +29,10 @@ def from_hub(answer: hub.Answer) -> http.Response:
 
 def hub_answered(r: http.Response, base_url: str) -> bool:
     """The hub answered for the user's server: it is stopped, pending or crashed."""
-    return lifecycle.stopped_answer(r.status_code, r.headers, r.headers.get_all("set-cookie"), base_url)
+    if r.status_code not in lifecycle.STOPPED_STATUSES:
+        return False  # the server's own answer (most are): no header read
+    return lifecycle.stopped_answer(r.status_code, forward.header_table(r.headers.fields),
+                                    r.headers.get_all("set-cookie"), base_url)
 
 
 def is_websocket(request: http.Request) -> bool:
@@ -57,20 +65,29 @@ class Autostart:
         elif s is not None:
             self.starter.timeout = s.start_timeout
 
-    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+    # The hooks below have work for few flows: they return at once (no coroutine) for the others.
+
+    def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         """A request that arrives while a start is under way waits for it."""
         if not flow.live or flow.response or self.starter is None or not self.starter.busy:
-            return
+            return None
+        return self._wait_for_start(flow)
+
+    async def _wait_for_start(self, flow: http.HTTPFlow) -> None:
         try:
             await self.starter.run()
         except lifecycle.StartFailed as e:
             flow.request.stream = False
             flow.response = own_response(flow, 503, str(e))
 
-    async def responseheaders(self, flow: http.HTTPFlow) -> None:
+    def responseheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        r, s = flow.response, self.config.settings
+        if not flow.live or r is None or s is None or r.status_code not in MAY_BE_STOPPED:
+            return None
+        return self._start_if_stopped(flow)
+
+    async def _start_if_stopped(self, flow: http.HTTPFlow) -> None:
         s = self.config.settings
-        if not flow.live or flow.response is None or s is None:
-            return
         if not (hub_answered(flow.response, s.base_url) or await self._named_server_stopped(flow.response)):
             return
         replacement = await self._after_start(flow)

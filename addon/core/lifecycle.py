@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 # Where the hub sends requests for a server that is stopped, pending or being started; other redirects into
 # the hub (its OAuth login) are not about the server.
 STOPPED_REDIRECTS = ("user/", "spawn-pending/", "spawn/")
+STOPPED_STATUSES = frozenset({301, 302, 303, 307, 403, 424, 503})  # the only ones stopped_answer can be true for
 RETRY_INTERVAL = 0.5  # between asking for a start and its progress stream being there
 REFUSAL_WAIT = 5.0  # for the start request's own answer after the progress stream said the spawn failed
 
@@ -30,7 +31,9 @@ class StartFailed(BridgeError):
 
 def stopped_answer(status: int, headers: Mapping[str, str], set_cookies: list[str], base_url: str) -> bool:
     """True when the hub, not the user's server, answered: the server is stopped, pending or crashed.
-    `headers` must look names up case-insensitively."""
+    `headers` by lower-case name (forward.header_table; mitmproxy's Headers also do)."""
+    if status not in STOPPED_STATUSES:
+        return False
     hub = f"{base_url}hub/"
     location = urlsplit(headers.get("location", "")).path
     if status in (301, 302, 303, 307) and location.startswith(tuple(hub + p for p in STOPPED_REDIRECTS)):

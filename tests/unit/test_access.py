@@ -9,6 +9,7 @@ from mitmproxy.test import taddons
 from mitmproxy.test import tutils
 
 from addon.core import login_record
+from addon.access import Access
 from addon.autostart import resent_headers
 from addon.commands import launch
 from addon.config import Config
@@ -17,6 +18,8 @@ from addon.core import settings
 from addon.hub import owner
 from addon.hub import tokens
 from addon.rewrite import page_token
+from addon_context import configured
+from addon_context import request_flow
 
 
 @pytest.mark.parametrize("user, server, scope", [
@@ -129,3 +132,18 @@ def test_the_request_autostart_sends_again_carries_the_access_token_in_use_now()
 def test_pages_lose_the_token_that_went_upstream():
     assert page_token(settings_with("access-token")) == "access-token"
     assert page_token(settings_with(None)) == "hub-0123456789abcdef"  # nothing of the bridge's went up yet
+
+
+def test_the_access_token_is_asked_for_only_while_there_is_none(caplog):
+    """Issue 22: most requests find the token there and make no coroutine; the hub's reason is logged escaped."""
+    with configured(jupyter_server_ip_or_name="10.0.0.5", jupyter_server_port="8443", jupyter_username="alice",
+                    jupyter_proxy_port="8000", jupyter_cluster_ca_cert="./my_sslca.cert",
+                    jupyter_proxy_token="local-secret", jupyterhub_api_token="hub-token") as c:
+        access = Access(c)
+        asking = access.requestheaders(request_flow("/api/status"))
+        assert asking is not None
+        asking.close()
+        c.use(dataclasses.replace(c.settings, server_token="access-token"))
+        assert access.requestheaders(request_flow("/api/status")) is None
+        access.failed("the hub said \x1b]52;c;aGk=\x07")
+    assert "\x1b" not in caplog.text and "\\x1b]52" in caplog.text

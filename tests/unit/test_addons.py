@@ -39,6 +39,12 @@ def request_flow(path, **headers):
     return f
 
 
+async def hook(result) -> None:
+    """A hook as mitmproxy calls it: one with work for the flow returns a coroutine, and it is awaited."""
+    if result is not None:
+        await result
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -183,17 +189,18 @@ async def test_autostart_leaves_the_servers_own_answers_alone(config):
     autostart.configure(set())
     f = request_flow("/api/status")
     f.response = tutils.tresp(status_code=200)
-    await autostart.requestheaders(f)
-    await autostart.responseheaders(f)
+    await hook(autostart.requestheaders(f))
+    await hook(autostart.responseheaders(f))
     autostart.response(f)
     assert f.response.status_code == 200 and not autostart.starter.busy
+    assert autostart.requestheaders(f) is None and autostart.responseheaders(f) is None  # no coroutine made
 
 
 async def test_without_a_hub_token_a_stopped_server_is_a_503_with_the_fix(config):
     autostart = Autostart(config)
     autostart.configure(set())
     f = hub_redirect(request_flow("/user/alice/api/status"))
-    await autostart.responseheaders(f)
+    await hook(autostart.responseheaders(f))
     f.response.content = b"the hub's body, read after the hook"  # what mitmproxy does next
     autostart.response(f)
     assert f.response.status_code == 503
@@ -208,12 +215,12 @@ async def test_a_start_that_cannot_reach_the_hub_answers_every_waiting_request()
         autostart = Autostart(c)
         autostart.configure(set())
         first = hub_redirect(request_flow("/user/alice/api/status"))
-        await autostart.responseheaders(first)
+        await hook(autostart.responseheaders(first))
         assert first.response.status_code == 503
         assert "could not start it" in json.loads(first.response.content)["message"]
         assert not autostart.starter.busy
         waiting = request_flow("/api/status")
-        await autostart.requestheaders(waiting)  # no start under way: passes at once
+        await hook(autostart.requestheaders(waiting))  # no start under way: passes at once
         assert waiting.response is None
 
 
