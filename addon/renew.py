@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
+from functools import lru_cache
 
 from mitmproxy import http
 
@@ -31,6 +32,8 @@ from addon.core import login_record
 from addon import rewrite
 from addon import store
 from addon.config import Config
+from addon.core.printable import LINE
+from addon.core.printable import printable
 from addon.hub import api as hub
 from addon.hub import owner
 from addon.hub import tokens
@@ -68,6 +71,13 @@ def pause(to_renewal: float | None) -> float:
 def expired(record: login_record.HubToken | None, now: datetime) -> bool:
     expires = login_record.parse_time(record.expires_at) if record else None
     return expires is not None and expires <= now
+
+
+@lru_cache(maxsize=4)
+def expiry_seconds(expires_at: str | None) -> float:
+    """The expiry as wall-clock seconds (time.time()), parsed once per token; inf for a token that never expires."""
+    expires = login_record.parse_time(expires_at)
+    return expires.timestamp() if expires else float("inf")
 
 
 def wake_at(now: datetime, record: login_record.HubToken, to_renewal: float | None) -> datetime:
@@ -123,7 +133,9 @@ class Renew:
         """The bridge's own clients get no answer made with an expired login token, whatever answer the addons
         before had made (an access token the expired one could not make, say): they get what to do."""
         record = self.config.stored_token
-        if flow.live and flow.metadata.get(rewrite.BRIDGES) and expired(record, now_utc()):
+        if not (flow.live and flow.metadata.get(rewrite.BRIDGES) and record):
+            return
+        if time.time() >= expiry_seconds(record.expires_at):  # expired(), without a datetime per request
             self.tell_expired(record)
             flow.request.stream = False
             flow.response = rewrite.own_response(flow, 403, store.refused_token_advice(record))
@@ -148,7 +160,7 @@ class Renew:
             stored = login.hub_token_for(s.server_host, s.server_port, s.tls_name, s.ca_file) \
                 if s and s.hub_token else None
         except ValueError as e:
-            logger.warning(f"the hub token will not be renewed: {e}")
+            logger.warning(printable(f"the hub token will not be renewed: {e}", LINE))
             return None
         if stored is None or (stored.token != s.hub_token and not self.ours):
             return None  # the bridge does not use the stored token (JUPYTERHUB_API_TOKEN, say): not ours to renew
@@ -209,14 +221,15 @@ class Renew:
         try:
             revoked = await self.config.hub.revoke_token(old.user, token_id)
             if revoked.status != 204:
-                logger.warning(f"renewed the hub token, but the hub did not revoke the old one: "
-                               f"{hub.hub_message(revoked.status, revoked.body)}")
+                logger.warning(printable(f"renewed the hub token, but the hub did not revoke the old one: "
+                                         f"{hub.hub_message(revoked.status, revoked.body)}", LINE))
         except hub.HubError as e:
-            logger.warning(f"renewed the hub token, but could not revoke the old one: {e.message}")
+            logger.warning(printable(f"renewed the hub token, but could not revoke the old one: {e.message}", LINE))
 
     def warn(self, old: login_record.HubToken, why: str) -> bool:
         now = now_utc()
         if self.warned is None or now - self.warned >= WARN_EVERY:
             self.warned = now
-            logger.warning(f"could not renew the hub token ({why}); it {old.expiry_text()}: run ./run.sh login.")
+            logger.warning(printable(f"could not renew the hub token ({why}); it {old.expiry_text()}: run "
+                                     "./run.sh login.", LINE))
         return False

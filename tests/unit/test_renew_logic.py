@@ -81,6 +81,8 @@ def test_wake_at(now, to_renewal, expected):
 ])
 def test_expired(record, seconds, expected):
     assert renew.expired(record, NOW + timedelta(seconds=seconds)) is expected
+    if record:  # the per-request check: the same answer from wall-clock seconds
+        assert ((NOW + timedelta(seconds=seconds)).timestamp() >= renew.expiry_seconds(record.expires_at)) is expected
 
 
 def test_one_holder_of_the_login_lock_at_a_time(tmp_path):
