@@ -17,6 +17,9 @@ from addon.core.printable import printable
 from addon.rewrite import OWN
 
 logger = logging.getLogger(__name__)
+# The server's IOPub rate warning is one small message of its own; the kernel's large output (1 MiB flushes) is not
+# searched for it, which would cost a scan of every megabyte that streams through.
+IOPUB_WARNING_BYTES = 64 * 1024
 
 
 def outcome(flow: http.HTTPFlow) -> diagnose.Outcome:
@@ -58,7 +61,9 @@ class Diagnosis:
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         last = flow.websocket.messages[-1]
-        if not last.from_client and (at := last.content.find(diagnose.IOPUB_MARK)) >= 0:
+        if last.from_client or len(last.content) > IOPUB_WARNING_BYTES:
+            return
+        if (at := last.content.find(diagnose.IOPUB_MARK)) >= 0:
             text = last.content[at:at + 600].decode(errors="replace")
             self._diagnose(flow, diagnose.Outcome(101, body=text, websocket=True))
 

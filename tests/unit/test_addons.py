@@ -287,6 +287,11 @@ def test_iopub_rate_limit_is_diagnosed_on_the_websocket(config):
     f.websocket.messages[-1].content = b'{"text": "IOPub data rate exceeded. iopub_data_rate_limit=1000000.0"}'
     Diagnosis(config).websocket_message(f)
     assert "1000000 bytes/s" in f.comment
+    output = tflow.twebsocketflow()  # the kernel's own output that quotes it, in a large flush: not searched
+    output.websocket.messages[-1].from_client = False
+    output.websocket.messages[-1].content = b'{"text": "IOPub data rate exceeded' + b"x" * 1024 * 1024 + b'"}'
+    Diagnosis(config).websocket_message(output)
+    assert not output.comment
 
 
 def test_a_refused_stored_token_is_told_to_log_in_again_from_what_config_read_once(tmp_path):
