@@ -12,6 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import trustme
@@ -107,9 +108,28 @@ def hostile(tmp_path_factory):
     thread.join(10)
 
 
+class PeakRss(threading.Thread):
+    """The peak resident memory (KiB) of the Python that run.sh execs into, sampled from /proc every 10 ms. Not the
+    child's rusage: that also counts this test process's memory at the fork, which the hostile hub (and, under
+    pytest-xdist, the worker's earlier tests) make large."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.kib, self.done = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.01):
+            try:
+                if b"addon.commands" in Path(f"/proc/{self.pid}/cmdline").read_bytes():
+                    status = Path(f"/proc/{self.pid}/status").read_text()
+                    self.kib = max(self.kib, int(status.split("VmHWM:", 1)[1].split()[0]))
+            except (OSError, IndexError, ValueError):  # not yet exec'd, or gone
+                pass
+
+
 def run_sh(hub: dict, tmp_path, *args: str) -> tuple[int, str, float, int]:
     """./run.sh ARGS against the hub: (exit status, stdout + stderr, seconds taken, peak RSS in KiB of the
-    subprocess and what it waited for). Killed after RUN_TIMEOUT."""
+    command's Python). Killed after RUN_TIMEOUT."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JUPYTERHUB"))}
     env.update(hub_env(hub), JUPYTERHUB_API_TOKEN="t" * 32, JUPYTER_START_TIMEOUT="30",
                JUPYTER_PROXY_IP_OR_NAME="127.0.0.1", JUPYTER_PROXY_PORT="8123",
@@ -119,14 +139,18 @@ def run_sh(hub: dict, tmp_path, *args: str) -> tuple[int, str, float, int]:
     with open(out, "wb") as sink:
         proc = subprocess.Popen([str(ROOT / "run.sh"), *args], env=env, stdout=sink, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    kill = threading.Timer(RUN_TIMEOUT, os.killpg, (proc.pid, signal.SIGKILL))
-    kill.start()
+    peak = PeakRss(proc.pid)
+    peak.start()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)  # the rusage of this child alone, not of the whole session's
+        proc.wait(RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     finally:
-        kill.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out.read_text(errors="replace"), time.monotonic() - t0, usage.ru_maxrss
+        peak.done.set()
+        peak.join()
+    assert peak.kib > 0, "the command's Python was never seen running"
+    return proc.returncode, out.read_text(errors="replace"), time.monotonic() - t0, peak.kib
 
 
 def assert_refused(hub: dict, result: tuple[int, str, float, int], what: str) -> list[str]:
