@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import os
 import secrets
-import stat
 import webbrowser
 
 from addon.core import login_record
@@ -56,15 +55,7 @@ def read_secret(environ, values: dict[str, str]) -> str:
         return secret
     if not (raw := values["jupyter_oauth_client_secret_file"].strip()):
         return ""
-    name = f"JUPYTER_OAUTH_CLIENT_SECRET_FILE={raw!r}"
-    try:
-        path = os.path.expanduser(raw)
-        if (mode := os.stat(path).st_mode) & (stat.S_IRWXG | stat.S_IRWXO):
-            raise BridgeError(f"{name}: others can read it (mode {stat.filemode(mode)}):", f"run 'chmod 600 {raw}'.")
-        with open(path) as f:
-            return f.read().strip()
-    except OSError as e:
-        raise BridgeError(f"{name}: cannot read it ({e.strerror}).") from e
+    return option_values.private_file(raw, "JUPYTER_OAUTH_CLIENT_SECRET_FILE")
 
 
 def client(sets: list[str], environ) -> Client:

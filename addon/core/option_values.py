@@ -3,6 +3,7 @@ variable and says what to write instead. `settings.resolve` reads the options th
 
 import os
 import re
+import stat
 
 from addon.core.errors import SettingError
 from addon.core.options import DEFAULT_CA
@@ -88,3 +89,17 @@ def base_url(raw: str) -> str:
     if any(p in (".", "..") for p in parts):
         raise SettingError(f"JUPYTERHUB_BASE_URL={raw!r} must not contain '.' or '..' segments.")
     return "/" + "".join(f"{p}/" for p in parts)
+
+
+def private_file(raw: str, name: str) -> str:
+    """The stripped text of the file `raw` names (a secret: a token, a client secret), refused when others can
+    read it; `name` is the setting that names it, for the message."""
+    where = f"{name}={raw!r}"
+    try:
+        path = os.path.expanduser(raw)
+        if (mode := os.stat(path).st_mode) & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SettingError(f"{where}: others can read it (mode {stat.filemode(mode)}):", f"run 'chmod 600 {raw}'.")
+        with open(path) as f:
+            return f.read().strip()
+    except OSError as e:
+        raise SettingError(f"{where}: cannot read it ({e.strerror}).") from e

@@ -2,9 +2,7 @@
 `Settings`, with one clear message for each bad value."""
 
 import ipaddress
-import os
 import secrets
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -121,18 +119,10 @@ def _hub_token(values: dict[str, str | None], environ) -> str | None:
     raw = (values["jupyterhub_api_token_file"] or "").strip()
     if token or not raw:
         return token or None
-    path = os.path.expanduser(raw)
-    name = f"JUPYTERHUB_API_TOKEN_FILE={raw!r}"
-    try:
-        mode = os.stat(path).st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SettingError(f"{name}: others can read it (mode {stat.filemode(mode)}): run 'chmod 600 {raw}'.")
-        with open(path) as f:
-            token = f.read().strip()
-    except OSError as e:
-        raise SettingError(f"{name}: cannot read it ({e.strerror}).") from e
+    token = option_values.private_file(raw, "JUPYTERHUB_API_TOKEN_FILE")
     if not token:
-        raise SettingError(f"{name}: the file is empty: put your JupyterHub API token in it.")
+        raise SettingError(f"JUPYTERHUB_API_TOKEN_FILE={raw!r}: the file is empty: put your JupyterHub API token "
+                           "in it.")
     return token
 
 
