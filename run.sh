@@ -41,12 +41,13 @@ lock() {
 
 unlock() { exec {LOCK_FD}<&-; }  # before exec: the lock must not live on in the bridge or pytest
 
-# venv_stamp DIR REQUIREMENTS: the requirements' hash and the venv's interpreter (version and resolved path);
-# a venv whose Python changed or disappeared (a pyenv version removed) gets another stamp, so it is rebuilt.
+# venv_stamp DIR REQUIREMENTS: the requirements' hash and the venv's interpreter (the version it was made with, and
+# its resolved path); a venv whose Python changed or disappeared (a pyenv version removed) gets another stamp, so it
+# is rebuilt. Read from files, not by running that Python: this runs before every start of the bridge.
 venv_stamp() {
-  local interpreter
-  interpreter="$("$1/bin/python" -c 'import os, platform, sys
-print(platform.python_version(), os.path.realpath(sys.executable))' 2>/dev/null)" || interpreter="none"
+  local interpreter="none" version
+  version="$(sed -n 's/^version *= *//p' "$1/pyvenv.cfg" 2>/dev/null)"
+  [[ -x "$1/bin/python" && -n "$version" ]] && interpreter="$version $(readlink -f "$1/bin/python")"
   echo "$(cat "$2" "$ROOT/requirements.txt" | sha256sum | cut -c1-16) $interpreter"
 }
 

@@ -4,8 +4,9 @@ The hub token (the login's, or JUPYTERHUB_API_TOKEN) can do all its owner can, m
 code sees every Authorization header it receives (field note 43). So at start the bridge has the hub make, with
 the hub token, a token limited to `access:servers!server=<owner>/<server>` that lives
 JUPYTER_ACCESS_TOKEN_LIFETIME seconds, sends only that upstream, renews it when a fifth of its lifetime is left
-(open connections stay as they are), and revokes it when it stops cleanly. If the hub cannot be reached at start,
-the next request of the bridge's own clients asks again (until then they get a 503)."""
+(open connections stay as they are), and revokes it when it stops cleanly. The start does not wait for the hub: the
+first requests of the bridge's own clients wait for the token; if the hub could not make it, the next request asks
+again (until then they get a 503)."""
 
 import asyncio
 import dataclasses
@@ -32,6 +33,13 @@ RETRY = 30.0  # seconds before a failed renewal is tried again
 REVOKE_TIMEOUT = 5.0  # a stop waits this long at most for the hub to revoke the access token
 
 
+def running_loop() -> bool:
+    try:
+        return asyncio.get_running_loop() is not None
+    except RuntimeError:
+        return False
+
+
 class Access:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -40,25 +48,38 @@ class Access:
         self.renewal: asyncio.Task | None = None
         self.problem = ""  # the last failure, logged once
 
-    async def running(self) -> None:
-        await self.ensure()
+    def configure(self, updated: set[str]) -> None:
+        """Ask the hub as soon as the settings are known (at start: while the script loads, so the hub answers while
+        mitmproxy finishes starting), without waiting: the port opens meanwhile, and the first requests wait for the
+        token (requestheaders); a slow or unreachable hub does not hold the start-up back."""
+        if self.needed() and running_loop():
+            self.start_making()
+
+    def running(self) -> None:
+        if self.needed() and self.making is None:  # configured before the loop ran
+            self.start_making()
         self.renewal = asyncio.get_running_loop().create_task(self.keep_alive())
 
     def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        """The hub could not make the token at start (or a reconfiguration dropped it): ask again. With the
-        token there (most requests), no coroutine is made."""
-        s = self.config.settings
-        if flow.live and not flow.response and s is not None and s.hub_token and not s.server_token:
+        """The token is being made, the hub could not make it (or a reconfiguration dropped it): wait for it, or
+        ask again. With the token there (most requests), no coroutine is made."""
+        if flow.live and not flow.response and self.needed():
             return self.ensure()
         return None
 
-    async def ensure(self) -> None:
+    def needed(self) -> bool:
         s = self.config.settings
-        if s is None or not s.hub_token or s.server_token:
-            return
+        return s is not None and bool(s.hub_token) and not s.server_token
+
+    def start_making(self) -> asyncio.Task:
+        """The one attempt under way, started when there is none."""
         if self.making is None or self.making.done():
             self.making = asyncio.get_running_loop().create_task(self.make())
-        await asyncio.shield(self.making)
+        return self.making
+
+    async def ensure(self) -> None:
+        if self.needed():
+            await asyncio.shield(self.start_making())
 
     async def make(self, why: str = "") -> bool:
         """Have the hub make an access token and serve with it; False (logged) when it did not."""
@@ -90,6 +111,8 @@ class Access:
         self.problem = why
 
     async def keep_alive(self) -> None:
+        if self.making:
+            await asyncio.wait([self.making])  # the first token, or the first failure (tried again below)
         while True:
             token = self.token
             wait = seconds_to_renewal(datetime.now(timezone.utc), login_record.parse_time(token.expires_at),

@@ -7,8 +7,7 @@ inflated every call about 15-fold here); the time waiting in epoll, no work, is 
 bench/profile_report.py.
 
   bridge [args]: `python -m addon.commands.launch dump [args]` as `./run.sh` runs it (settings, the hub's whoami,
-                 the environment it builds), whose last step, the exec of addon.commands.startup, is rerouted
-                 through this module.
+                 the environment it builds, then mitmdump in the same interpreter).
   plain [args]:  mitmdump [args], as .venv/bin/mitmdump runs it."""
 
 import cProfile
@@ -16,7 +15,6 @@ import os
 import signal
 import sys
 
-STARTUP = "addon.commands.startup"
 ON, OFF = signal.SIGRTMIN, signal.SIGRTMIN + 1  # mitmproxy takes SIGUSR1 and SIGUSR2 for its debug dumps
 
 
@@ -32,29 +30,12 @@ def profile_until_signalled(out: str) -> None:
     signal.signal(OFF, stop)
 
 
-def launch_bridge(out: str, args: list[str]) -> None:
-    """launch.main, whose exec of `python -P -m addon.commands.startup ...` becomes `... -m bench.profiled OUT
-    startup ...`: the same interpreter, arguments and environment."""
-    from addon.commands import launch
-
-    real_execve = os.execve
-
-    def execve(path, argv, env):
-        at = argv.index(STARTUP)
-        real_execve(path, [*argv[:at - 1], "-m", "bench.profiled", out, "startup", *argv[at + 1:]], env)
-
-    os.execve = execve
-    sys.exit(launch.main(["dump", *args]))
-
-
 def main(argv: list[str]) -> None:
     out, what, args = argv[0], argv[1], argv[2:]
-    if what == "bridge":
-        launch_bridge(out, args)
     profile_until_signalled(out)
-    if what == "startup":  # the bridge's mitmproxy, exec'd by launch_bridge
-        from addon.commands import startup
-        startup.main(args)
+    if what == "bridge":
+        from addon.commands import launch
+        sys.exit(launch.main(["dump", *args]))
     else:
         from mitmproxy.tools.main import mitmdump
         sys.argv = ["mitmdump", *args]

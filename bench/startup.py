@@ -33,7 +33,7 @@ POLL_SECONDS = 0.02
 SETTLE_SECONDS = 0.3
 START_TIMEOUT = 60.0
 LOCAL_SECRET = "bench-startup-local-secret"
-NAMES = ("plain", "bridge", "web")
+NAMES = ("plain", "plain web", "bridge", "web")
 
 
 def answer(port: int, auth: str) -> int | None:
@@ -138,15 +138,26 @@ def commands(hub: dict, port: int, env: dict[str, str]) -> dict[str, tuple[list[
         "JUPYTER_USERNAME": "alice", "JUPYTERHUB_BASE_URL": hub["base_url"], "JUPYTERHUB_API_TOKEN": token,
         "JUPYTER_PROXY_TOKEN": LOCAL_SECRET, "JUPYTER_PROXY_IP_OR_NAME": "127.0.0.1", "JUPYTER_PROXY_PORT": str(port)}
     (web_port,) = free_ports(1)
+    plain_env = env | {"BENCH_PREFIX": prefix, "BENCH_TLS_NAME": hub["tls_name"]}
+    web_args = ["--set", f"web_port={web_port}"]
     return {
-        "plain": (plain, env | {"BENCH_PREFIX": prefix, "BENCH_TLS_NAME": hub["tls_name"]}, f"token {token}"),
+        "plain": (plain, plain_env, f"token {token}"),
+        "plain web": ([str(ROOT / ".venv/bin/mitmweb"), *plain[1:], *web_args, "--set", "web_open_browser=false"],
+                      plain_env, f"token {token}"),
         "bridge": ([str(ROOT / "run.sh")], bridge_env, f"token {LOCAL_SECRET}"),
-        "web": ([str(ROOT / "run.sh"), "web", "--set", f"web_port={web_port}"], bridge_env, f"token {LOCAL_SECRET}"),
+        "web": ([str(ROOT / "run.sh"), "web", *web_args], bridge_env, f"token {LOCAL_SECRET}"),
     }
+
+
+def bytecode_written() -> None:
+    """Compile the bridge's modules, as Python does at a user's first start (pip compiled mitmproxy's at install):
+    where PYTHONDONTWRITEBYTECODE is set, as on the team's machines, every start would compile them again."""
+    subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "compileall", "-q", str(ROOT / "addon")], check=True)
 
 
 def measure(hub: dict, workdir: Path, starts: int, env: dict[str, str], names=NAMES) -> dict[str, dict]:
     """{name: {"start_s": [seconds of each start that answered], "exited": starts that exited instead}}."""
+    bytecode_written()
     figures = {name: {"start_s": [], "exited": 0} for name in names}
     for i in range(starts):
         for name, fig in figures.items():
@@ -160,14 +171,18 @@ def measure(hub: dict, workdir: Path, starts: int, env: dict[str, str], names=NA
     return figures
 
 
+PLAIN_OF = {"bridge": "plain", "web": "plain web"}  # each bridge start beside mitmproxy's own start of the same tool
+
+
 def report(figures: dict[str, dict]) -> str:
     lines = []
-    plain = figures.get("plain", {}).get("start_s")
+    median = {name: percentile(fig["start_s"], 50) for name, fig in figures.items() if fig["start_s"]}
     for name, fig in figures.items():
         s, n = fig["start_s"], len(fig["start_s"]) + fig["exited"]
         timing = f"median {percentile(s, 50):.2f} s, p90 {percentile(s, 90):.2f} s" if s else "no answer"
-        if s and plain and name != "plain":
-            timing += f" ({percentile(s, 50) - percentile(plain, 50):+.2f} s over plain)"
+        over = [f"{median[name] - median[plain]:+.2f} s over {plain}" for plain in dict.fromkeys(
+                [PLAIN_OF.get(name), "plain"]) if s and plain in median and plain != name]
+        timing += f" ({', '.join(over)})" if over else ""
         lines.append(f"start to first answer under the mixed probe, {name}: {timing} ({len(s)} of {n} starts "
                      f"answered, {fig['exited']} exited during start-up)")
     return "\n".join(lines)

@@ -6,8 +6,6 @@ a venv (run.sh answers them with any Python 3.12), and a module that is not ther
 
 import importlib
 import sys
-import tomllib
-from importlib import metadata
 from pathlib import Path
 
 from addon.core import options
@@ -59,6 +57,10 @@ def usage(prog: str) -> str:
 
 def version() -> str:
     """The checkout's version when this code runs from one (it is what runs), else the installed package's."""
+    # Imported here: only --version needs them, and every start of the bridge would pay for them (issue 19).
+    import tomllib
+    from importlib import metadata
+
     pyproject = CHECKOUT / "pyproject.toml"
     if pyproject.is_file():
         project = tomllib.loads(pyproject.read_text()).get("project", {})

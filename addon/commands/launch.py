@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from addon.commands import startup
 from addon.hub import api as hub
 from addon.hub import owner
 from addon.hub import tokens
@@ -42,9 +43,8 @@ def bind_address(host: str) -> str:
     return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
 
 
-def mitmproxy_args(tool: str, s: settings.Settings, confdir: str) -> list[str]:
-    """`confdir` is the bridge's own mitmproxy folder, set last: mitmproxy applies `<confdir>/config.yaml` over
-    the command line's --set values (field note 41), so the user's ~/.mitmproxy/config.yaml must not apply."""
+def mitmproxy_args(tool: str, s: settings.Settings) -> list[str]:
+    """mitmproxy's arguments; its folder (confdir) is set apart, by startup.main: the bridge's own."""
     args = [
         "--mode", f"reverse:{s.dial_url}",
         "--listen-host", bind_address(s.listen_host),
@@ -58,7 +58,7 @@ def mitmproxy_args(tool: str, s: settings.Settings, confdir: str) -> list[str]:
         args += ["--set", f"ssl_verify_upstream_trusted_ca={s.ca_file}"]
     if tool == "mitmweb":
         args += ["--set", "web_host=127.0.0.1", "--set", "web_open_browser=false"]
-    return args + ["--set", f"confdir={confdir}"]
+    return args
 
 
 def own_confdir(environ) -> str:
@@ -150,7 +150,7 @@ def main(argv: list[str]) -> int:
         stored = store.load(os.environ)
         s = settings.from_environment(os.environ, set_overrides(extra), stored)
         own_options(extra)
-        args = mitmproxy_args(tool, s, own_confdir(os.environ))
+        args, confdir = mitmproxy_args(tool, s), own_confdir(os.environ)
         s, notes = token_owner(s)
         if not stored.holds(s.hub_token) and (why := stored.refusal(s.server_host, s.server_port, s.tls_name,
                                                                     s.ca_file)):
@@ -164,14 +164,15 @@ def main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(banner(s, notes), flush=True)
-    # mitmproxy resolves the settings again: give it the same local secret, user and stored login settings.
-    env = {**settings.with_stored(os.environ, stored), "JUPYTER_PROXY_TOKEN": s.local_secret,
-           "JUPYTER_USERNAME": s.username}
-    # mitmdump/mitmweb through addon/commands/startup.py, which listens only once mitmproxy has started (issues 9, 19).
-    # -P: an `addon` folder in the working directory must not stand in for this package (installed or not).
-    # The user's arguments come last (a filter expression takes the rest of the line): own_options refused a
-    # confdir among them, so the bridge's is the one that applies.
-    os.execve(sys.executable, [sys.executable, "-P", "-m", "addon.commands.startup", tool, *args, *extra], env)
+    # The bridge's addons resolve the settings again: give them the same local secret, user and stored login settings.
+    os.environ.update({**settings.with_stored(os.environ, stored), "JUPYTER_PROXY_TOKEN": s.local_secret,
+                       "JUPYTER_USERNAME": s.username})
+    # mitmdump/mitmweb through addon/commands/startup.py, which listens only once mitmproxy has started (issues 9, 19),
+    # in this interpreter: a second one would import again what mitmproxy shares with this module (issue 19's start-up
+    # time). The user's arguments come last (a filter expression takes the rest of the line); own_options refused a
+    # confdir among them.
+    startup.main([tool, *args, *extra], confdir)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""`python -m addon.commands.startup mitmdump|mitmweb [mitmproxy args]`: mitmdump or mitmweb, as their own commands run
-them, except that the proxy starts listening only once mitmproxy has finished starting (addon/commands/launch.py
-runs this).
+"""`main(["mitmdump"|"mitmweb", *mitmproxy args])`: mitmdump or mitmweb, as their own commands run them, except that
+the proxy starts listening only once mitmproxy has finished starting (addon/commands/launch.py calls it, in its own
+interpreter, once the settings are checked).
 
 Why (issues 9 and 19, mitmproxy 12.3.1; docs/mitmproxy-startup-window.md): `Master.run` opens the proxy's
 listening socket (`Proxyserver.setup_servers`) before it calls the addons' `running` hooks, and `TlsConfig` loads
@@ -47,11 +47,15 @@ async def scripts_loaded(m: master.Master) -> None:
         await asyncio.sleep(0)
 
 
-def listening_after_start(master_cls: type[master.Master]) -> type[master.Master]:
-    """master_cls whose proxy listens only once its start-up has finished."""
+def listening_after_start(master_cls: type[master.Master], confdir: str) -> type[master.Master]:
+    """master_cls whose proxy listens only once its start-up has finished, with mitmproxy's folder `confdir`."""
 
     class ListeningAfterStart(master_cls):
         def __init__(self, opts) -> None:
+            # Set before mitmproxy's addons exist: mitmproxy reads `<confdir>/config.yaml` from here after the command
+            # line (field note 41), and TlsConfig loads its certificate store once, at `running`; a confdir on the
+            # command line is a change that has it load the store once more first (~40 ms of start-up, issue 19).
+            opts.update(confdir=confdir)
             super().__init__(opts)
             self.addons.get("proxyserver").setup_servers = listen_later
 
@@ -78,19 +82,14 @@ def dump_filter(args) -> dict:
     return dict(save_stream_filter=f, readfile_filter=f, dumper_filter=f)
 
 
-def main(argv: list[str]) -> None:
-    from mitmproxy.tools import dump
-    from mitmproxy.tools import web
-
+def main(argv: list[str], confdir: str) -> None:
+    """Run mitmdump or mitmweb (argv[0]) with the rest of argv as their arguments and mitmproxy's folder `confdir`.
+    Each imports only its own tool: mitmdump has no use for mitmweb's web application."""
     tool, args = argv[0], argv[1:]
     sys.argv[0] = tool  # mitmproxy's usage and error lines name the command, as when run as mitmdump/mitmweb
     if tool == "mitmweb":
-        mitmproxy_main.run(listening_after_start(web.master.WebMaster), cmdline.mitmweb, args)
+        from mitmproxy.tools.web import master as web_master
+        mitmproxy_main.run(listening_after_start(web_master.WebMaster, confdir), cmdline.mitmweb, args)
     else:
-        mitmproxy_main.run(listening_after_start(dump.DumpMaster), cmdline.mitmdump, args, dump_filter)
-
-
-if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] not in ("mitmdump", "mitmweb"):
-        sys.exit("usage: python -m addon.commands.startup mitmdump|mitmweb [mitmproxy args]")
-    main(sys.argv[1:])
+        from mitmproxy.tools import dump
+        mitmproxy_main.run(listening_after_start(dump.DumpMaster, confdir), cmdline.mitmdump, args, dump_filter)

@@ -8,6 +8,7 @@ import statistics
 import time
 
 import pytest
+from mitmproxy import certs
 from mitmproxy import options
 from mitmproxy.tools import dump
 
@@ -20,7 +21,7 @@ STARTS = 5
 
 
 def started_master(tmp_path, port: int):
-    master = startup.listening_after_start(dump.DumpMaster)(options.Options(confdir=str(tmp_path)))
+    master = startup.listening_after_start(dump.DumpMaster, str(tmp_path))(options.Options())
     master.options.update(mode=["reverse:http://127.0.0.1:9/"], listen_host="127.0.0.1", listen_port=port,
                           termlog_verbosity="error", flow_detail=0)
     return master
@@ -62,6 +63,23 @@ async def test_the_proxy_listens_only_after_the_running_hooks_have_loaded_the_ce
     assert master.addons.get("tlsconfig").certstore is not None and not refuses(port)
     master.shutdown()
     await asyncio.wait_for(run, 10)
+
+
+async def test_mitmproxys_folder_is_the_bridges_and_its_certificate_store_is_loaded_once(tmp_path, monkeypatch):
+    """Issue 19's start-up time: a confdir set as a change (as `--set confdir=` did) has TlsConfig load its
+    certificate store (~40 ms) once more before the load at `running`."""
+    loads, load = [], certs.CertStore.from_store
+    monkeypatch.setattr(certs.CertStore, "from_store", lambda **kw: loads.append(kw["path"]) or load(**kw))
+    (port,) = free_ports(1)
+    master = started_master(tmp_path, port)
+    sees = SeesThePort(master, port)
+    master.addons.add(sees)
+    run = asyncio.ensure_future(master.run())
+    await asyncio.wait_for(sees.listening.wait(), 10)
+    master.shutdown()
+    await asyncio.wait_for(run, 10)
+    assert loads == [str(tmp_path)]
+    assert (tmp_path / "mitmproxy-ca.pem").is_file()  # mitmproxy's own CA files went into the bridge's folder
 
 
 async def test_a_port_in_use_still_ends_the_start_with_status_1(tmp_path):
