@@ -35,9 +35,10 @@ REVOKE_TIMEOUT = 5.0  # a stop waits this long at most for the hub to revoke the
 
 def running_loop() -> bool:
     try:
-        return asyncio.get_running_loop() is not None
+        asyncio.get_running_loop()
     except RuntimeError:
         return False
+    return True
 
 
 class Access:
@@ -49,9 +50,9 @@ class Access:
         self.problem = ""  # the last failure, logged once
 
     def configure(self, updated: set[str]) -> None:
-        """Ask the hub as soon as the settings are known (at start: while the script loads, so the hub answers while
-        mitmproxy finishes starting), without waiting: the port opens meanwhile, and the first requests wait for the
-        token (requestheaders); a slow or unreachable hub does not hold the start-up back."""
+        """Ask the hub as soon as the settings are known (at start: while the script loads, so that the hub answers
+        while mitmproxy finishes starting), without waiting: the port opens meanwhile, and the first requests wait
+        for the token (requestheaders). No loop runs in a test's configure: `running` asks then."""
         if self.needed() and running_loop():
             self.start_making()
 

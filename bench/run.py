@@ -166,8 +166,9 @@ def run(args) -> dict:
             if t.pid:
                 results[t.name]["rss_start"] = rss0[t.name]
                 results[t.name]["rss_end"] = measure.status(t.pid)["VmRSS"]
-        print("start-up: plain mitmdump and the bridge, each started again and again", flush=True)
-        results["startup"] = startup.measure(hub, workdir, 3 if args.quick else args.starts, clean_env())
+        names = startup.NAMES if args.web else ("plain", "bridge")
+        print(f"start-up: {', '.join(names)}, each started again and again", flush=True)
+        results["startup"] = startup.measure(hub, workdir, 3 if args.quick else args.starts, clean_env(), names)
     finally:
         procs.stop()
         devhub.stop()
@@ -190,7 +191,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="instead: plain mitmdump and the bridge under cProfile, 16 clients (--profile --help)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
-    ap.add_argument("--starts", type=int, default=10, help="start-up: starts of plain mitmdump and of the bridge")
+    ap.add_argument("--starts", type=int, default=10,
+                    help="start-up: starts of each (plain mitmdump and mitmweb, the bridge under each)")
     args = ap.parse_args(argv)
     if args.quick:
         args.reps, args.rest, args.execs, args.ws_mb, args.file_mb = 1, 200, 20, 20, 10

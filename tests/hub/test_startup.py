@@ -3,6 +3,7 @@ the first moment, a port probe's connect/close, half a request, a ClientHello on
 upgrade): the proxy listens only once mitmproxy has finished starting (addon/commands/startup.py)."""
 
 import asyncio
+import contextlib
 import socket
 import statistics
 import time
@@ -52,17 +53,26 @@ class SeesThePort:
             self.listening.set()
 
 
-async def test_the_proxy_listens_only_after_the_running_hooks_have_loaded_the_certificate_store(tmp_path):
-    (port,) = free_ports(1)
+@contextlib.asynccontextmanager
+async def running_until_listening(tmp_path, port: int):
+    """A started master (as above) run until its proxy listens, and stopped after the block."""
     master = started_master(tmp_path, port)
     sees = SeesThePort(master, port)
     master.addons.add(sees)
     run = asyncio.ensure_future(master.run())
     await asyncio.wait_for(sees.listening.wait(), 10)
-    assert sees.refused is True  # nothing listened while the running hooks ran
-    assert master.addons.get("tlsconfig").certstore is not None and not refuses(port)
-    master.shutdown()
-    await asyncio.wait_for(run, 10)
+    try:
+        yield master, sees
+    finally:
+        master.shutdown()
+        await asyncio.wait_for(run, 10)
+
+
+async def test_the_proxy_listens_only_after_the_running_hooks_have_loaded_the_certificate_store(tmp_path):
+    (port,) = free_ports(1)
+    async with running_until_listening(tmp_path, port) as (master, sees):
+        assert sees.refused is True  # nothing listened while the running hooks ran
+        assert master.addons.get("tlsconfig").certstore is not None and not refuses(port)
 
 
 async def test_mitmproxys_folder_is_the_bridges_and_its_certificate_store_is_loaded_once(tmp_path, monkeypatch):
@@ -71,13 +81,8 @@ async def test_mitmproxys_folder_is_the_bridges_and_its_certificate_store_is_loa
     loads, load = [], certs.CertStore.from_store
     monkeypatch.setattr(certs.CertStore, "from_store", lambda **kw: loads.append(kw["path"]) or load(**kw))
     (port,) = free_ports(1)
-    master = started_master(tmp_path, port)
-    sees = SeesThePort(master, port)
-    master.addons.add(sees)
-    run = asyncio.ensure_future(master.run())
-    await asyncio.wait_for(sees.listening.wait(), 10)
-    master.shutdown()
-    await asyncio.wait_for(run, 10)
+    async with running_until_listening(tmp_path, port):
+        pass
     assert loads == [str(tmp_path)]
     assert (tmp_path / "mitmproxy-ca.pem").is_file()  # mitmproxy's own CA files went into the bridge's folder
 

@@ -20,6 +20,7 @@ from addon.hub import tokens
 from addon.rewrite import page_token
 from addon_context import configured
 from addon_context import request_flow
+from devhub.ports import free_ports
 
 
 @pytest.mark.parametrize("user, server, scope", [
@@ -147,3 +148,19 @@ def test_the_access_token_is_asked_for_only_while_there_is_none(caplog):
         assert access.requestheaders(request_flow("/api/status")) is None
         access.failed("the hub said \x1b]52;c;aGk=\x07")
     assert "\x1b" not in caplog.text and "\\x1b]52" in caplog.text
+
+
+async def test_the_access_token_is_asked_for_with_the_settings_and_the_first_request_waits_for_it(caplog):
+    """Issue 19's start-up time: the hub is asked when the settings are known, and the port need not wait for its
+    answer; the first request does. Here nothing listens where the hub should be (loopback): the request's wait
+    ends with the failure logged and no token."""
+    (port,) = free_ports(1)
+    with configured(jupyter_server_ip_or_name="127.0.0.1", jupyter_server_port=str(port), jupyter_username="alice",
+                    jupyter_proxy_token="local-secret", jupyterhub_api_token="hub-token") as c:
+        access = Access(c)
+        access.configure(set())
+        assert access.making is not None and not access.making.done()  # asked, not waited for
+        asking = access.requestheaders(request_flow("/api/status"))
+        await asking
+        assert access.making.done() and c.settings.server_token is None
+    assert "no access token for your server yet" in caplog.text
