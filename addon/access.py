@@ -47,7 +47,6 @@ class Access:
         self.token: login_record.HubToken | None = None  # the access token in use, as the hub made it
         self.making: asyncio.Task | None = None  # the one attempt under way
         self.renewal: asyncio.Task | None = None
-        self.problem = ""  # the last failure, logged once
 
     def configure(self, updated: set[str]) -> None:
         """Ask the hub as soon as the settings are known (at start: while the script loads, so that the hub answers
@@ -94,7 +93,7 @@ class Access:
             advice = store.refused_token_advice(self.config.stored_token) if e.status == 403 else ""
             self.failed(f"{e.message}. {advice}" if advice else e.message)
             return False
-        self.problem, old, self.token = "", self.token, new
+        self.config.access_problem, old, self.token = "", self.token, new
         self.config.use(dataclasses.replace(self.config.settings, server_token=new.token), self.config.stored_token)
         if new.id is None:
             logger.info("the hub token may not make tokens: it is sent to your own server as it is")
@@ -106,10 +105,12 @@ class Access:
         return True
 
     def failed(self, why: str) -> None:
-        if why != self.problem:
-            logger.warning(printable(f"no access token for your server yet ({why}); the bridge asks the hub again "
-                                     "with the next request.", LINE))
-        self.problem = why
+        """Log the failure once; the bridge's clients that it leaves without a token are told it too (rewrite.py)."""
+        why = printable(why, LINE)
+        if why != self.config.access_problem:
+            logger.warning(f"no access token for your server yet ({why}); the bridge asks the hub again with the "
+                           "next request.")
+        self.config.access_problem = why
 
     async def keep_alive(self) -> None:
         if self.making:

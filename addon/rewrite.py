@@ -113,7 +113,10 @@ class RewriteRequest:
             plan = forward.request_changes(flow.request.path, headers, s, self.browsers)
         except route.Refused as refused:
             flow.request.stream = False  # mitmproxy cannot answer a request it already streams
-            flow.response = own_response(flow, refused.status, refused.message)
+            message = refused.message
+            if isinstance(refused, guard.NoAccessToken) and self.config.access_problem:
+                message = refused.because(self.config.access_problem)  # the hub's reason, as the log says it
+            flow.response = own_response(flow, refused.status, message)
             return
         if isinstance(plan, forward.Redirect):
             flow.request.stream = False

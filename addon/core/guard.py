@@ -162,11 +162,23 @@ def credential(headers: Mapping[str, str], query_token: str | None, s: Settings,
                        "A browser: run './run.sh open' for a URL of its own.")
 
 
+class NoAccessToken(Refused):
+    """The bridge's own client came while the hub has made no access token (addon/access.py)."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "The bridge has no access token for your server yet: the hub did not make one (its "
+                              "log says why). It asks again with each request; ./run.sh check tells what is wrong.")
+
+    @staticmethod
+    def because(why: str) -> str:
+        """The message when the hub's reason is known (the words Access logged): the client reads it too."""
+        return f"The bridge has no access token for your server: {why} It asks the hub again with each request."
+
+
 def ours(s: Settings) -> Credential:
     """The bridge's own client's credential: the access token, never the hub token (addon/access.py)."""
     if not s.server_token:
-        raise Refused(503, "The bridge has no access token for your server yet: the hub did not make one (its "
-                           "log says why). It asks again with each request; ./run.sh check tells what is wrong.")
+        raise NoAccessToken()
     return Credential(f"token {s.server_token}", bridges=True)
 
 

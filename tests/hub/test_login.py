@@ -251,6 +251,8 @@ def test_the_ide_is_told_to_log_in_again_when_the_stored_token_was_revoked(hub, 
     bridge = start_bridge(env={"JUPYTERHUB_BRIDGE_HOME": str(home)})
     r = httpx.get(f"{bridge.url}/api/contents", headers={"Authorization": f"token {bridge.token}"}, timeout=60)
     # Issue 17: the revoked login token no longer goes to the server (a 403 there); the hub refuses to make the
-    # access token with it, so the IDE gets 503 pointing at ./run.sh check, and the log says to log in again.
-    assert r.status_code == 503 and "./run.sh check tells what is wrong" in r.json()["message"], r.text
-    assert "Your hub token was revoked (or lost its rights) on the hub: run ./run.sh login." in bridge.log()
+    # access token with it, so the IDE gets 503, and it and the log say to log in again.
+    advice = "Your hub token was revoked (or lost its rights) on the hub: run ./run.sh login."
+    assert r.status_code == 503 and advice in r.json()["message"], r.text
+    assert r.json()["message"].startswith("The bridge has no access token for your server: ")
+    assert advice in bridge.log()
