@@ -234,7 +234,11 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--new-local-token", action="store_true",
                         help="make a new token for the bridge's URL (the IDE then needs the new URL)")
     parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE", help="a setting (./run.sh help)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.browser and args.password_stdin:  # else a hub without the OAuth client would be called password-less
+        parser.error("--browser signs in on the hub's own page (a password or single sign-on there): leave out "
+                     "--password-stdin (or --browser).")
+    return args
 
 
 def main(argv: list[str]) -> int:

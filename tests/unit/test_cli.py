@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from addon.commands import cli
+from addon.commands import login
 from addon.core import options
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,3 +95,13 @@ def test_help_into_a_reader_that_stops_early_is_no_traceback():
                        stderr=subprocess.PIPE, timeout=30)
     os.close(write_end)
     assert r.returncode == 0 and b"Traceback" not in r.stderr and b"BrokenPipe" not in r.stderr
+
+
+def test_login_refuses_browser_with_a_password_on_standard_input(capsys):
+    """--browser signs in on the hub's page: a password on stdin has nowhere to go (its message used to say the
+    hub took no password)."""
+    with pytest.raises(SystemExit) as stopped:
+        login.arguments(["https://hub.example/", "--browser", "--password-stdin"])
+    assert stopped.value.code == 2
+    assert "--browser signs in on the hub's own page (a password or single sign-on there)" in capsys.readouterr().err
+    assert login.arguments(["https://hub.example/", "--browser", "--token-stdin"]).token_stdin  # its fallback
