@@ -11,6 +11,7 @@ from mitmproxy import ctx
 from mitmproxy import exceptions
 
 from addon.core import login_record
+from addon.core.invocation import RUN
 from addon import store
 from addon.hub.api import Hub
 from addon.core import settings
@@ -49,7 +50,7 @@ class Config:
         except ValueError as e:
             raise exceptions.OptionsError(str(e)) from e
         if not s.username:
-            raise exceptions.OptionsError("JUPYTER_USERNAME is not set: start the bridge with ./run.sh, which "
+            raise exceptions.OptionsError(f"JUPYTER_USERNAME is not set: start the bridge with {RUN}, which "
                                           "asks the hub whose token JUPYTERHUB_API_TOKEN is, or set it.")
         if (old := self.settings) and (old.hub_token, old.prefix, old.dial_url) == (s.hub_token, s.prefix, s.dial_url):
             s = replace(s, server_token=old.server_token)  # another option changed: the access token still fits

@@ -29,6 +29,7 @@ from functools import lru_cache
 from mitmproxy import http
 
 from addon.core import login_record
+from addon.core.invocation import RUN
 from addon import rewrite
 from addon import store
 from addon.config import Config
@@ -166,7 +167,7 @@ class Renew:
             return None  # the bridge does not use the stored token (JUPYTERHUB_API_TOKEN, say): not ours to renew
         if stored.token != s.hub_token:
             self.config.use(dataclasses.replace(s, hub_token=stored.token), stored)
-            logger.info("now sending the hub token that ./run.sh login keeps (it was replaced)")
+            logger.info(f"now sending the hub token that {RUN} login keeps (it was replaced)")
         self.ours = True
         return login
 
@@ -231,5 +232,5 @@ class Renew:
         if self.warned is None or now - self.warned >= WARN_EVERY:
             self.warned = now
             logger.warning(printable(f"could not renew the hub token ({why}); it {old.expiry_text()}: run "
-                                     "./run.sh login.", LINE))
+                                     f"{RUN} login.", LINE))
         return False

@@ -15,6 +15,7 @@ from datetime import timezone
 from pathlib import Path
 
 from addon.core.errors import SettingError
+from addon.core.invocation import RUN
 from addon.core.login_record import Login
 from addon.core.login_record import HubToken
 from addon.core.login_record import parse_time
@@ -28,7 +29,7 @@ except ImportError:  # Windows: no flock; the stored login is not expected to wo
 
 FILE_NAME = "login.json"
 LOCK_NAME = "login.lock"  # beside the file: whoever holds flock on it may read, change and write the login
-LOG_IN_AGAIN = "run ./run.sh login."  # the fix for a stored token the hub no longer takes
+LOG_IN_AGAIN = f"run {RUN} login."  # the fix for a stored token the hub no longer takes
 def folder(environ=os.environ) -> Path | None:
     """None for an environment without a home (as the tests give): then nothing is stored, rather than the
     login of whoever runs them."""
@@ -54,7 +55,7 @@ def check_folder(where: Path, private: bool = True) -> None:
         return
     if stat.S_ISLNK(found.st_mode) or not stat.S_ISDIR(found.st_mode):
         raise SettingError(f"{where}, the folder of your login file, is a symbolic link or not a folder: run "
-                           f"'rm {where}', then ./run.sh login.")
+                           f"'rm {where}', then {RUN} login.")
     if found.st_uid != os.getuid():
         raise SettingError(f"{where}, the folder of your login file, belongs to another user (uid {found.st_uid}): "
                            f"run 'sudo chown {os.getuid()} {where}', or set JUPYTERHUB_BRIDGE_HOME to a folder "
@@ -67,10 +68,10 @@ def check_folder(where: Path, private: bool = True) -> None:
 def check_file(file: Path, found: os.stat_result, private: bool = True) -> None:
     if found.st_uid != os.getuid():
         raise SettingError(f"{file} belongs to another user (uid {found.st_uid}), not to you: run 'rm {file}' "
-                           "(as root if need be), then ./run.sh login.")
+                           f"(as root if need be), then {RUN} login.")
     if private and found.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise SettingError(f"{file} holds your hub token and others can read it (mode "
-                           f"{stat.filemode(found.st_mode)}): run 'chmod 600 {file}', or './run.sh logout' and "
+                           f"{stat.filemode(found.st_mode)}): run 'chmod 600 {file}', or '{RUN} logout' and "
                            "log in again.")
 
 
@@ -94,8 +95,8 @@ def load(environ=os.environ, private: bool = True) -> Login:
     try:
         return from_json(json.loads(text))
     except (ValueError, TypeError, KeyError):
-        raise SettingError(f"{file} is not the bridge's login file: run './run.sh logout', then "
-                           "'./run.sh login'.") from None
+        raise SettingError(f"{file} is not the bridge's login file: run '{RUN} logout', then "
+                           f"'{RUN} login'.") from None
 
 
 def save(login: Login, environ=os.environ) -> Path:
@@ -176,7 +177,7 @@ def origin_lines(login: Login, environ, overrides: dict[str, str], env_of: dict[
     if local_token and local_token == login.local_token:
         taken.append("the bridge's token")
     if taken:
-        lines.append(f"  from {path(environ)} (./run.sh login): {', '.join(taken)}")
+        lines.append(f"  from {path(environ)} ({RUN} login): {', '.join(taken)}")
     return lines
 
 

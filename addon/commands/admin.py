@@ -18,6 +18,7 @@ from addon.commands import launch
 from addon.commands.oauth import SCOPES
 from addon.core import settings
 from addon.core.errors import BridgeError
+from addon.core.invocation import RUN
 from addon.core.oauth_flow import Client
 from addon.core.options import OPTIONS
 from addon.core.printable import printable
@@ -101,7 +102,7 @@ def register_oauth(args) -> int:
 
 
 def admin_arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="./run.sh admin", description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(prog=f"{RUN} admin", description=__doc__.split("\n\n")[1])
     words = parser.add_subparsers(dest="word", required=True)
     for word, text in (("oauth-config", "print the jupyterhub_config.py lines of the OAuth client"),
                        ("register-oauth", "register the OAuth client through the Hub API and print its secret")):
@@ -109,7 +110,7 @@ def admin_arguments(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--port", type=int, default=PORT, help=f"the users' JUPYTER_OAUTH_PORT (default {PORT})")
         sub.add_argument("--name", default=NAME, help=f"the service's name (default {NAME})")
         sub.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
-                         help="a setting: the hub's address and CA (./run.sh help)")
+                         help=f"a setting: the hub's address and CA ({RUN} help)")
     return parser.parse_args(argv)
 
 

@@ -16,6 +16,7 @@ from addon.core import login_record
 from addon.core import credentials
 from addon.core import diagnose
 from addon.core.errors import BridgeError
+from addon.core.invocation import RUN
 from addon.core.printable import LINE
 from addon.core.printable import printable
 from addon.core import forward
@@ -56,7 +57,7 @@ def failure(answer: diagnose.Outcome, s: Settings, cert: x509.Certificate | None
     if found is None:
         status = f"HTTP {answer.status}: " if answer.status else ""  # None: no answer, only an error
         return Failed(f"{status}{answer.error or diagnose.message(answer.body)}",
-                      "See the message above; `./run.sh web` shows the whole exchange.")
+                      f"See the message above; `{RUN} web` shows the whole exchange.")
     details = ()
     if cert is not None:
         c = diagnose.describe(cert)
@@ -231,8 +232,8 @@ async def run(s: Settings, stored: login_record.Login) -> int:
 
 def main(argv: list[str]) -> int:
     if {"-h", "--help"} & set(argv):
-        print("usage: ./run.sh check [--set option=value ...]\n\n" + __doc__.split("\n\n", 1)[1]
-              + "\n\nThe settings it checks: ./run.sh help")
+        print(f"usage: {RUN} check [--set option=value ...]\n\n" + __doc__.split("\n\n", 1)[1]
+              + f"\n\nThe settings it checks: {RUN} help")
         return 0
     try:
         stored = store.load(os.environ)

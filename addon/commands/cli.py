@@ -6,13 +6,11 @@ a venv (run.sh answers them with any Python 3.12), and a module that is not ther
 
 import importlib
 import sys
-from pathlib import Path
 
 from addon.core import options
-
-COMMAND = "jupyterhub-bridge"
-RUN_SH = "./run.sh"
-CHECKOUT = Path(__file__).resolve().parents[2]  # the repository, when this runs from one
+from addon.core.invocation import CHECKOUT
+from addon.core.invocation import COMMAND
+from addon.core.invocation import RUN_SH
 
 # word: (module in addon.commands whose main(argv) runs it, the word it gets first or None, what the usage says)
 SUBCOMMANDS: dict[str, tuple[str, str | None, str]] = {

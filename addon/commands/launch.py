@@ -16,6 +16,7 @@ from addon.hub import api as hub
 from addon.hub import owner
 from addon.hub import tokens
 from addon.core import settings
+from addon.core.invocation import RUN
 from addon.core.printable import LINE
 from addon.core.printable import printable
 from addon import store
@@ -104,7 +105,7 @@ def token_owner(s: settings.Settings) -> tuple[settings.Settings, list[str]]:
                              f"'{name}', not to a user: set JUPYTER_USERNAME.")
         return dataclasses.replace(s, username=name), [f"  user '{name}' is the owner of the hub token"]
     if why_not := tokens.cannot_send(me, s.username):
-        raise ValueError(f"{why_not}: run ./run.sh login (its token may make the access token), or give "
+        raise ValueError(f"{why_not}: run {RUN} login (its token may make the access token), or give "
                          "JUPYTERHUB_API_TOKEN a token with the scope tokens.")
     if name != s.username and me.may_reach(s.username, s.named_server):
         start = "starts it" if me.may_start(s.username, s.named_server) else "cannot start it"
@@ -128,7 +129,7 @@ def banner(s: settings.Settings, notes: Sequence[str] = ()) -> str:
         f"  forwarding to {s.dial_url} (TLS name '{s.tls_name}'), {server}: {s.prefix}",
         f"  trusting {s.ca_file or 'the system trust store'}; {token}",
         f"  paste into PyCharm: {connect_url(s)}",
-        *(["  a browser: ./run.sh open (a single-use URL; the one above would stay in its history)"]
+        *([f"  a browser: {RUN} open (a single-use URL; the one above would stay in its history)"]
           if s.hub_token and s.local_secret else []),
         "  a stopped server: " + (f"started through the Hub API (waiting up to {s.start_timeout:g} s)"
                                   if s.hub_token and s.autostart else
@@ -154,7 +155,7 @@ def main(argv: list[str]) -> int:
         s, notes = token_owner(s)
         if not stored.holds(s.hub_token) and (why := stored.refusal(s.server_host, s.server_port, s.tls_name,
                                                                     s.ca_file)):
-            notes.append(f"  warning: the hub token ./run.sh login stored is not used: {why}")
+            notes.append(f"  warning: the hub token {RUN} login stored is not used: {why}")
         notes += store.origin_lines(stored, os.environ, set_overrides(extra), settings.ENV_OF, s.hub_token,
                                     s.local_secret)
     except socket.gaierror as e:

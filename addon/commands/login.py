@@ -26,6 +26,7 @@ from addon.commands import logout
 from addon.commands import oauth
 from addon.core import settings
 from addon.core.errors import BridgeError
+from addon.core.invocation import RUN
 from addon.core.printable import LINE
 from addon.core.printable import printable
 from addon import store
@@ -107,7 +108,7 @@ def reach(values: dict[str, str]) -> Settings:
             check.say(f"✓ {asyncio.run(step(c))}")
         except check.Failed as f:
             check.report(f)
-            raise Stop("login stopped: fix the above, then run ./run.sh login again.") from None
+            raise Stop(f"login stopped: fix the above, then run {RUN} login again.") from None
     return s
 
 
@@ -214,7 +215,7 @@ def login(args, environ=os.environ) -> int:
               "(servers get an access token to themselves).")
     warn_if_admin(s, made)
     try:
-        print(f"Now start the bridge with ./run.sh and paste into PyCharm: "
+        print(f"Now start the bridge with {RUN} and paste into PyCharm: "
               f"{launch.connect_url(settings.from_environment(environ, stored=new))}")
     except ValueError as e:
         print(f"warning: the bridge will not start with these settings: {e}")
@@ -222,7 +223,7 @@ def login(args, environ=os.environ) -> int:
 
 
 def arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="./run.sh login", description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(prog=f"{RUN} login", description=__doc__.split("\n\n")[1])
     parser.add_argument("hub_url", nargs="?", help="the hub's URL, e.g. https://hub.example.org/jupyter/")
     given = parser.add_mutually_exclusive_group()
     given.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
@@ -233,7 +234,7 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-open", dest="open", action="store_false", help="--browser: print the URL only")
     parser.add_argument("--new-local-token", action="store_true",
                         help="make a new token for the bridge's URL (the IDE then needs the new URL)")
-    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE", help="a setting (./run.sh help)")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE", help=f"a setting ({RUN} help)")
     args = parser.parse_args(argv)
     if args.browser and args.password_stdin:  # else a hub without the OAuth client would be called password-less
         parser.error("--browser signs in on the hub's own page (a password or single sign-on there): leave out "

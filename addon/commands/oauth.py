@@ -19,6 +19,7 @@ from addon.commands import open as open_command
 from addon.core import oauth_flow as flow
 from addon.core import option_values
 from addon.core.errors import BridgeError
+from addon.core.invocation import RUN
 from addon.core.oauth_flow import CALLBACK_PATH
 from addon.core.oauth_flow import Callback
 from addon.core.oauth_flow import Client
@@ -33,7 +34,7 @@ from addon.hub import tokens
 WAIT = 300.0  # seconds the browser has to come back
 HEAD_LIMIT = 16384  # a browser's request head to the callback is well under this
 HEAD_TIMEOUT = 10.0
-ADMIN = "./run.sh admin oauth-config"
+ADMIN = f"{RUN} admin oauth-config"
 SCOPES = [f"{scope}!user" for scope, _ in tokens.SCOPES]  # those of the bridge's token, on one's own account
 
 

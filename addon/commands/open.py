@@ -18,6 +18,8 @@ from addon import store
 from addon.commands import launch
 from addon.core import credentials
 from addon.core import guard
+from addon.core.invocation import RUN
+from addon.core.invocation import RUN_SH
 from addon.core import settings
 from addon.core.settings import Settings
 
@@ -36,9 +38,9 @@ def cannot_open(s: Settings, token_known: bool) -> str | None:
         return (f"the bridge holds no hub token (JUPYTERHUB_API_TOKEN), so a browser brings its own: open "
                 f"{s.connect_url}lab?token=<your JupyterHub API token>.")
     if s.local_secret and not token_known:
-        return ("the bridge makes a new token at each start when neither JUPYTER_PROXY_TOKEN nor ./run.sh login "
+        return (f"the bridge makes a new token at each start when neither JUPYTER_PROXY_TOKEN nor {RUN} login "
                 "gives it one, and this command cannot know it: set JUPYTER_PROXY_TOKEN for both, run "
-                "./run.sh login, or open the URL the bridge printed.")
+                f"{RUN} login, or open the URL the bridge printed.")
     return None
 
 
@@ -63,7 +65,7 @@ def bridge_answers(s: Settings) -> bool:
 
 def main(argv: list[str]) -> int:
     if {"-h", "--help"} & set(argv):
-        print(__doc__)
+        print(__doc__.replace(RUN_SH, RUN))  # the docstring names the checkout's command
         return 0
     overrides = launch.set_overrides(argv)
     try:
@@ -76,7 +78,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {why}", file=sys.stderr)
         return 1
     if not bridge_answers(s):
-        print(f"warning: nothing answers at {s.connect_url} yet: start the bridge (./run.sh) within "
+        print(f"warning: nothing answers at {s.connect_url} yet: start the bridge ({RUN}) within "
               f"{guard.TICKET_SECONDS} s, or run this again then.", file=sys.stderr)
     url = login_url(s, time.time())
     print(f"Open in your browser (works once, within {guard.TICKET_SECONDS} s): {url}", flush=True)

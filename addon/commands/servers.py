@@ -19,6 +19,7 @@ from addon.core import lifecycle
 from addon.core import settings
 from addon.hub import spawn_options
 from addon.core.errors import BridgeError
+from addon.core.invocation import RUN
 from addon.core.printable import LINE
 from addon.core.printable import printable
 from addon.core.settings import Settings
@@ -79,7 +80,7 @@ async def user_name(h: hub.Hub) -> str:
 def not_shown(what: str, scope: str, refusal: hub.HubError | None) -> str:
     """One line for a part of the list the token may not see: the bridge's words, then the hub's own."""
     said = f" (the hub said: {refusal.message})" if refusal else ""
-    return f"{what}: not shown, the token lacks {scope}; run ./run.sh login for one that has it{said}"
+    return f"{what}: not shown, the token lacks {scope}; run {RUN} login for one that has it{said}"
 
 
 async def own_part(h: hub.Hub, me: str, used: tuple[str, str]) -> tuple[list[dict], str]:
@@ -125,7 +126,7 @@ async def start(h: hub.Hub, s: Settings, server: str) -> str:
             await lifecycle.start_and_wait(h, dataclasses.replace(s, username=user, named_server=server))
     except TimeoutError:
         raise CommandFailed(f"{what} did not start within {s.start_timeout:g} s (JUPYTER_START_TIMEOUT); the hub "
-                            f"may still be starting it: `./run.sh servers` shows its state.") from None
+                            f"may still be starting it: `{RUN} servers` shows its state.") from None
     except lifecycle.StartFailed as e:
         raise CommandFailed(str(e)) from None
     return f"{what} is ready"
@@ -143,7 +144,7 @@ async def stop(h: hub.Hub, s: Settings, server: str) -> str:
     except hub.HubError as e:
         lacks = f": the token lacks the scope delete:servers!user={user}" if e.status == 403 else ""
         raise CommandFailed(f"The hub refused to stop {what}{lacks} (the hub said: {e.message}).",
-                            "Run ./run.sh login." if lacks else "") from None
+                            f"Run {RUN} login." if lacks else "") from None
     show(f"stopping {what}...")
     while time.monotonic() - t0 < STOP_TIMEOUT:
         if (found := await lifecycle.server_state(h, user, server)) is None:
@@ -151,10 +152,10 @@ async def stop(h: hub.Hub, s: Settings, server: str) -> str:
         if found == "stopped":
             return f"{what} has stopped ({time.monotonic() - t0:.1f} s)"
         await asyncio.sleep(POLL_INTERVAL)
-    raise CommandFailed(f"{what} is still {found} after {STOP_TIMEOUT:g} s: `./run.sh servers` shows its state.")
+    raise CommandFailed(f"{what} is still {found} after {STOP_TIMEOUT:g} s: `{RUN} servers` shows its state.")
 
 
-USAGE = "usage: ./run.sh servers [--json] | start [SERVER] | stop [SERVER]  [--set option=value ...]"
+USAGE = f"usage: {RUN} servers [--json] | start [SERVER] | stop [SERVER]  [--set option=value ...]"
 
 
 def show(line: str, file=None) -> None:
@@ -191,7 +192,7 @@ def main(argv: list[str]) -> int:
         s = settings.from_environment(os.environ, launch.set_overrides(rest))
         if not s.hub_token:
             raise CommandFailed("JUPYTERHUB_API_TOKEN (or JUPYTERHUB_API_TOKEN_FILE) is not set and there is no "
-                                "stored login: these commands ask the hub with your token.", "Run ./run.sh login.")
+                                "stored login: these commands ask the hub with your token.", f"Run {RUN} login.")
         return asyncio.run(run(command, positional, s, "--json" in rest))
     except (BridgeError, ValueError, hub.HubError) as e:
         show(f"error: {e}", sys.stderr)

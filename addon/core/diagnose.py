@@ -15,6 +15,7 @@ from dataclasses import replace
 from cryptography import x509
 
 from addon.core import login_record
+from addon.core.invocation import RUN
 from addon import store
 from addon.core.settings import Settings
 from addon.core.settings import host_in_url
@@ -124,11 +125,11 @@ def _server_refused(a: Outcome) -> bool:
 
 
 _TOKEN_FIX = ("Create a new token on {f.hub_home} (Token page) with the scope access:servers for your server, and "
-              "use it (JUPYTERHUB_API_TOKEN for the bridge, or ?token= in the IDE's URL); `./run.sh check` shows "
+              "use it (JUPYTERHUB_API_TOKEN for the bridge, or ?token= in the IDE's URL); `{run} check` shows "
               "which tokens the hub accepts. A token revoked a moment ago may work for up to 5 minutes more.")
-_START_FIX = "Start your server on {f.hub_home}, wait until it runs (`./run.sh check` shows its state), then retry."
+_START_FIX = "Start your server on {f.hub_home}, wait until it runs (`{run} check` shows its state), then retry."
 
-Rule = tuple[str, Callable[[Outcome], bool], str, str]  # key, when, cause, fix (format strings with a=, f=, m=)
+Rule = tuple[str, Callable[[Outcome], bool], str, str]  # key, when, cause, fix (format strings with a=, f=, m=, run=)
 
 RULES: tuple[Rule, ...] = (
     ("tls-untrusted", lambda a: _has(a.error, "unable to get local issuer certificate", "self-signed certificate",
@@ -158,7 +159,7 @@ RULES: tuple[Rule, ...] = (
      "Check the address and port, and that your VPN is connected; a firewall may drop the connection."),
     ("tls-other", lambda a: _has(a.error, "Certificate verify failed", "OpenSSL", "TLS", "SSL"),
      "The TLS handshake with {f.address} failed: {a.error}",
-     "Check JUPYTER_CLUSTER_CA_CERT and JUPYTER_SERVER_NAME; `./run.sh check` shows the hub's certificate."),
+     "Check JUPYTER_CLUSTER_CA_CERT and JUPYTER_SERVER_NAME; `{run} check` shows the hub's certificate."),
     # The bridge's own 503 for a start the hub refused because of the options: it quotes the hub and says the fix.
     ("server-options", lambda a: a.own and a.status == 503
      and "JUPYTER_SERVER_OPTIONS" in a.body, "{m}", ""),
@@ -204,8 +205,8 @@ def diagnose(a: Outcome, f: Facts = Facts()) -> Finding | None:
     names = ", ".join(f.cert.names) if f.cert and f.cert.names else "?"
     limit = re.search(r"iopub_data_rate_limit=([\d.e+]+)", a.body)
     values = dict(a=a, f=f if f.cert else replace(f, cert=UNKNOWN_CERT),
-                  m=m, cause=cause.rstrip(".") + ".", fix=fix, names=names,
-                  token_fix=f.login_advice or _TOKEN_FIX.format(f=f),
+                  m=m, cause=cause.rstrip(".") + ".", fix=fix, names=names, run=RUN,
+                  token_fix=f.login_advice or _TOKEN_FIX.format(f=f, run=RUN),
                   ws=" on the WebSocket ('Couldn't authenticate WebSocket connection')" if a.websocket else "",
                   limit=f"{float(limit.group(1)):.0f} bytes/s" if limit else "?",
                   now=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))

@@ -15,6 +15,7 @@ from http.cookies import CookieError
 from http.cookies import SimpleCookie
 
 from addon.core import credentials
+from addon.core.invocation import RUN
 from addon.core.route import Refused
 from addon.core.settings import Settings
 from addon.core.settings import is_loopback
@@ -159,7 +160,7 @@ def credential(headers: Mapping[str, str], query_token: str | None, s: Settings,
     raise Refused(401, f"No valid token: connect with the URL the bridge printed at start "
                        f"({s.connect_url}?token=<the bridge's token>), or send 'Authorization: token <the "
                        "bridge's token>'. The bridge's token is JUPYTER_PROXY_TOKEN, or printed in its banner. "
-                       "A browser: run './run.sh open' for a URL of its own.")
+                       f"A browser: run '{RUN} open' for a URL of its own.")
 
 
 class NoAccessToken(Refused):
@@ -167,7 +168,7 @@ class NoAccessToken(Refused):
 
     def __init__(self) -> None:
         super().__init__(503, "The bridge has no access token for your server yet: the hub did not make one (its "
-                              "log says why). It asks again with each request; ./run.sh check tells what is wrong.")
+                              f"log says why). It asks again with each request; {RUN} check tells what is wrong.")
 
     @staticmethod
     def because(why: str) -> str:

@@ -10,6 +10,7 @@ from datetime import datetime
 from datetime import timezone
 
 from addon.core.errors import SettingError
+from addon.core.invocation import RUN
 
 # The option names login stores; the bridge takes them from the file when neither --set nor the environment
 # gives them.
@@ -95,14 +96,14 @@ class Login:
                                                                                            str(server_port)):
             return f"it was made for {kept.get('jupyter_server_ip_or_name')}:{kept.get('jupyter_server_port')}"
         if kept.get("jupyter_server_name", tls_name) != tls_name:
-            return (f"the TLS name {tls_name!r} (JUPYTER_SERVER_NAME) is not the one ./run.sh login verified "
+            return (f"the TLS name {tls_name!r} (JUPYTER_SERVER_NAME) is not the one {RUN} login verified "
                     f"({kept['jupyter_server_name']!r})")
         if trust.ca_file != ca_file:
-            return (f"JUPYTER_CLUSTER_CA_CERT ({ca_file or 'the system trust store'}) is not what ./run.sh login "
+            return (f"JUPYTER_CLUSTER_CA_CERT ({ca_file or 'the system trust store'}) is not what {RUN} login "
                     f"verified the hub with ({trust.text()})")
         if ca_file and trust.sha256 and changed(ca_file, trust.sha256):
-            raise SettingError(f"{ca_file}, the CA file ./run.sh login verified the hub with, has changed since "
-                               "(its SHA-256 differs): if you trust the new file, run ./run.sh login to accept it.")
+            raise SettingError(f"{ca_file}, the CA file {RUN} login verified the hub with, has changed since "
+                               f"(its SHA-256 differs): if you trust the new file, run {RUN} login to accept it.")
         return None
 
     def hub_token_for(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None) -> HubToken | None:

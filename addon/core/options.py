@@ -10,6 +10,8 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from addon.core.invocation import RUN
+
 DEFAULT_CA = "./my_sslca.cert"
 IP_TLS_NAME = "jupyterhub"
 
@@ -68,12 +70,12 @@ OPTIONS = (
            "Bodies larger than this (bytes, or with k, m or g) stream through without being held in memory; "
            "rewrites still apply. Read at start."),
     Option("jupyter_proxy_web_flows", "JUPYTER_PROXY_WEB_FLOWS", "500",
-           "./run.sh web: how many finished flows mitmweb keeps (older ones leave its list)."),
+           f"{RUN} web: how many finished flows mitmweb keeps (older ones leave its list)."),
     Option("jupyter_proxy_web_ws_messages", "JUPYTER_PROXY_WEB_WS_MESSAGES", "100",
-           "./run.sh web: how many recent messages mitmweb keeps per WebSocket (at most 4 MiB of them); "
+           f"{RUN} web: how many recent messages mitmweb keeps per WebSocket (at most 4 MiB of them); "
            "mitmdump keeps the last one."),
     Option("jupyter_token_lifetime", "JUPYTER_TOKEN_LIFETIME", str(30 * 86400),
-           "./run.sh login: seconds the hub token it makes stays valid (30 days); the bridge renews it when a "
+           f"{RUN} login: seconds the hub token it makes stays valid (30 days); the bridge renews it when a "
            "fifth of that is left."),
     Option("jupyter_access_token_lifetime", "JUPYTER_ACCESS_TOKEN_LIFETIME", str(86400),
            "Seconds the access token stays valid (one day): the bridge makes it at start with the hub token, "
@@ -84,12 +86,12 @@ OPTIONS = (
            '{"profile": "gpu-small"}, or key=value pairs separated by commas.',
            shown_default="none: the hub reuses those of the last start"),
     Option("jupyter_oauth_port", "JUPYTER_OAUTH_PORT", "8765",
-           "./run.sh login --browser: the port on 127.0.0.1 the sign-in comes back to, only while it waits; the "
+           f"{RUN} login --browser: the port on 127.0.0.1 the sign-in comes back to, only while it waits; the "
            "hub's OAuth client has the redirect URI http://127.0.0.1:<port>/oauth_callback."),
     Option("jupyter_oauth_client_id", "JUPYTER_OAUTH_CLIENT_ID", "service-jupyterhub-bridge",
-           "./run.sh login --browser: the OAuth client id the hub's admin registered (./run.sh admin oauth-config)."),
+           f"{RUN} login --browser: the OAuth client id the hub's admin registered ({RUN} admin oauth-config)."),
     Option("jupyter_oauth_client_secret", "JUPYTER_OAUTH_CLIENT_SECRET", "",
-           "./run.sh login --browser: the OAuth client's secret, as the hub's admin handed it out.",
+           f"{RUN} login --browser: the OAuth client's secret, as the hub's admin handed it out.",
            secret=True, shown_default="unset"),
     Option("jupyter_oauth_client_secret_file", "JUPYTER_OAUTH_CLIENT_SECRET_FILE", "",
            "A file holding the OAuth client's secret, instead of JUPYTER_OAUTH_CLIENT_SECRET; refused if others "

@@ -5,6 +5,7 @@ import re
 import socket
 
 from addon.core import login_record
+from addon.core.invocation import RUN
 from addon.core.errors import BridgeError
 from addon.hub import api as hub
 from addon.hub import owner
@@ -111,14 +112,14 @@ async def access_token(h: hub.Hub, user: str, server: str, lifetime: int, why: s
     has no id: nothing to renew nor revoke). Raises HubError, or BridgeError with what to do."""
     me = await owner.whose_token(h)
     if why_not := cannot_send(me, user):
-        raise BridgeError(f"{why_not}.", "Run ./run.sh login, or give a hub token with the scope tokens.")
+        raise BridgeError(f"{why_not}.", f"Run {RUN} login, or give a hub token with the scope tokens.")
     if not me.may_mint():
         return login_record.HubToken(token=h.settings.hub_token or "", user=me.name)
     request = access_request(user, server, lifetime, why)
     answer = await h.mint_token(me.name, request)
     if answer.status != 201:
         raise BridgeError(f"the hub did not make an access token for the server: "
-                          f"{hub.hub_message(answer.status, answer.body)}.", "Run ./run.sh check.")
+                          f"{hub.hub_message(answer.status, answer.body)}.", f"Run {RUN} check.")
     return record(answer.json(), request, me.name)
 
 

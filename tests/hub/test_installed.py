@@ -2,6 +2,7 @@
 `pip install .`, `pipx` or `uv tool install` do), runs as `jupyterhub-bridge` from another folder, with no
 PYTHONPATH, no checkout on sys.path and no stored login, and serves a kernel of the devhub hub."""
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -88,7 +89,9 @@ def test_the_wheel_holds_the_addon_package_only(wheel):
     assert {n.split("/")[0] for n in names} == {"addon", wheel.name.split("-py3")[0] + ".dist-info"}
 
 
-def test_help_lists_every_subcommand_and_every_setting(run):
+def test_help_lists_every_subcommand_and_every_setting(run, monkeypatch):
+    installed = [dataclasses.replace(o, help=o.help.replace("./run.sh", "jupyterhub-bridge")) for o in options.OPTIONS]
+    monkeypatch.setattr(options, "OPTIONS", installed)  # installed, the settings' help names jupyterhub-bridge
     r = run("help")
     assert (r.returncode, r.stderr) == (0, "")
     assert r.stdout.startswith("usage: jupyterhub-bridge [SUBCOMMAND]") and options.help_text() in r.stdout
@@ -115,6 +118,14 @@ def test_version_comes_from_the_installed_package(run, wheel):
 def test_what_needs_the_checkout_says_so_in_one_line(run, word):
     r = run(word)
     assert (r.returncode, r.stdout) == (2, "") and len(r.stderr.splitlines()) == 1 and "./run.sh" in r.stderr
+
+
+def test_a_fix_names_the_installed_command(run):
+    """No ./run.sh beside the installed package: what to run is `jupyterhub-bridge ...` (this fails before any
+    connection: no hub token)."""
+    r = run("servers", "--set", "jupyter_server_ip_or_name=127.0.0.1", "--set", "jupyter_username=alice")
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr.endswith(" Run jupyterhub-bridge login.\n") and "./run.sh" not in r.stderr
 
 
 class InstalledBridge(Bridge):

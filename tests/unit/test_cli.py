@@ -1,6 +1,7 @@
 """addon/commands/cli.py, the one entry point of `jupyterhub-bridge` and `./run.sh`: which module runs a word,
 help, --version and the words it refuses (issue 20)."""
 
+import ast
 import importlib.util
 import os
 import subprocess
@@ -12,9 +13,16 @@ import pytest
 
 from addon.commands import cli
 from addon.commands import login
+from addon.core import invocation
 from addon.core import options
 
 ROOT = Path(__file__).resolve().parents[2]
+# The only strings in addon/ that may say ./run.sh: its definition, and what only a checkout has (cli).
+CHECKOUT_TEXTS = {
+    ("addon/core/invocation.py", "./run.sh"),
+    ("addon/commands/cli.py", cli.FOOTER[cli.COMMAND]),
+    ("addon/commands/cli.py", "' needs the repository checkout (devhub, Node.js): run './run.sh "),
+}
 
 
 @pytest.mark.parametrize("argv, module, args", [
@@ -105,3 +113,25 @@ def test_login_refuses_browser_with_a_password_on_standard_input(capsys):
     assert stopped.value.code == 2
     assert "--browser signs in on the hub's own page (a password or single sign-on there)" in capsys.readouterr().err
     assert login.arguments(["https://hub.example/", "--browser", "--token-stdin"]).token_stdin  # its fallback
+
+
+def test_a_checkout_s_messages_say_run_sh():
+    assert invocation.RUN == "./run.sh" and invocation.CHECKOUT == ROOT
+
+
+def strings(module: Path) -> list[str]:
+    """The string literals of a module, f-strings' parts included; not its docstrings, which are read in the source
+    (open --help, which prints its docstring whole, names RUN there)."""
+    tree = ast.parse(module.read_text())
+    bodies = [n.body for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                                                ast.AsyncFunctionDef))]
+    docstrings = {id(body[0].value) for body in bodies if body and isinstance(body[0], ast.Expr)}
+    return [n.value for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+
+
+def test_messages_name_the_command_through_run_not_run_sh():
+    """An installed package has no ./run.sh: a message that says what to run takes invocation.RUN."""
+    found = {(str(module.relative_to(ROOT)), text) for module in sorted((ROOT / "addon").rglob("*.py"))
+             for text in strings(module) if "./run.sh" in text}
+    assert found == CHECKOUT_TEXTS
