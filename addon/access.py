@@ -18,7 +18,6 @@ from datetime import timezone
 from mitmproxy import http
 
 from addon.core import login_record
-from addon import store
 from addon.config import Config
 from addon.core.errors import BridgeError
 from addon.core.printable import LINE
@@ -90,7 +89,7 @@ class Access:
             self.failed(str(e))
             return False
         except hub.HubError as e:  # a stored token the hub refuses: say to log in again
-            advice = store.refused_token_advice(self.config.stored_token) if e.status == 403 else ""
+            advice = login_record.refused_token_advice(self.config.stored_token) if e.status == 403 else ""
             self.failed(f"{e.message}. {advice}" if advice else e.message)
             return False
         self.config.access_problem, old, self.token = "", self.token, new

@@ -9,7 +9,7 @@ from mitmproxy import http
 from mitmproxy import tls
 
 from addon.core import diagnose
-from addon import store
+from addon.core import login_record
 from addon.config import Config
 from addon.renew import EXPIRED
 from addon.core.printable import LINE
@@ -50,7 +50,7 @@ class Diagnosis:
             return
         found = self._diagnose(flow, outcome(flow))
         r = flow.response
-        if found and found.key == "token-rejected" and found.fix.endswith(store.LOG_IN_AGAIN) and r.content \
+        if found and found.key == "token-rejected" and found.fix.endswith(login_record.LOG_IN_AGAIN) and r.content \
                 and "application/json" in r.headers.get("content-type", ""):
             # The stored token expired or was revoked: the IDE shows a JSON error's message, so say it there.
             r.text = json.dumps({"message": found.text})

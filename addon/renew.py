@@ -36,7 +36,7 @@ from addon.config import Config
 from addon.core.printable import LINE
 from addon.core.printable import printable
 from addon.hub import api as hub
-from addon.hub import owner
+from addon.core import owner
 from addon.hub import tokens
 
 logger = logging.getLogger(__name__)
@@ -139,14 +139,14 @@ class Renew:
         if time.time() >= expiry_seconds(record.expires_at):  # expired(), without a datetime per request
             self.tell_expired(record)
             flow.request.stream = False
-            flow.response = rewrite.own_response(flow, 403, store.refused_token_advice(record))
-            flow.comment, flow.marked = store.refused_token_advice(record), ":warning:"  # as the diagnosis does
+            flow.response = rewrite.own_response(flow, 403, login_record.refused_token_advice(record))
+            flow.comment, flow.marked = login_record.refused_token_advice(record), ":warning:"  # as the diagnosis does
             flow.metadata[EXPIRED] = True
 
     def tell_expired(self, record: login_record.HubToken) -> None:
         if self.told != record.token:
             self.told = record.token
-            logger.warning(store.refused_token_advice(record))
+            logger.warning(login_record.refused_token_advice(record))
 
     def file_changed(self) -> bool:
         return store.stamp(self.config.environ) != self.seen

@@ -10,15 +10,11 @@ import json
 import os
 import stat
 import tempfile
-from datetime import datetime
-from datetime import timezone
 from pathlib import Path
 
 from addon.core.errors import SettingError
 from addon.core.invocation import RUN
 from addon.core.login_record import Login
-from addon.core.login_record import HubToken
-from addon.core.login_record import parse_time
 from addon.core.login_record import from_json
 from addon.core.login_record import to_json
 
@@ -29,7 +25,6 @@ except ImportError:  # Windows: no flock; the stored login is not expected to wo
 
 FILE_NAME = "login.json"
 LOCK_NAME = "login.lock"  # beside the file: whoever holds flock on it may read, change and write the login
-LOG_IN_AGAIN = f"run {RUN} login."  # the fix for a stored token the hub no longer takes
 def folder(environ=os.environ) -> Path | None:
     """None for an environment without a home (as the tests give): then nothing is stored, rather than the
     login of whoever runs them."""
@@ -180,13 +175,3 @@ def origin_lines(login: Login, environ, overrides: dict[str, str], env_of: dict[
         lines.append(f"  from {path(environ)} ({RUN} login): {', '.join(taken)}")
     return lines
 
-
-def refused_token_advice(record: HubToken | None, now: datetime | None = None) -> str:
-    """What to tell a user whose server refused the hub token, when it is the one `./run.sh login` stored
-    (`record`); empty otherwise."""
-    if record is None:
-        return ""
-    expires = parse_time(record.expires_at)
-    if expires and expires <= (now or datetime.now(timezone.utc)):
-        return f"Your hub token expired on {expires:%Y-%m-%d %H:%M} UTC: {LOG_IN_AGAIN}"
-    return f"Your hub token was revoked (or lost its rights) on the hub: {LOG_IN_AGAIN}"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["bridge_process"]  # its start_bridge fixture, for every test module
+pytest_plugins = ["bridge_process", "hostile_hub"]  # their fixtures (start_bridge, hostile), for every test module
 
 from devhub.launcher import DevHubFailed, DevHubProcess, stop_all
 

@@ -23,6 +23,7 @@ from addon.core.oauth_flow import Client
 from addon.core.options import OPTIONS
 from addon.core.printable import printable
 from addon.hub import api as hub
+from addon import store
 
 NAME = "jupyterhub-bridge"
 PORT = int(next(o.default for o in OPTIONS if o.name == "jupyter_oauth_port"))
@@ -88,7 +89,8 @@ async def register(h: hub.Hub, name: str, port: int, secret: str) -> str:
 
 
 def register_oauth(args) -> int:
-    s = settings.from_environment(os.environ, launch.set_overrides(sum((["--set", v] for v in args.set), [])))
+    s = settings.from_environment(os.environ, launch.set_overrides(sum((["--set", v] for v in args.set), [])),
+                                  store.load(os.environ))
     if not s.hub_token:
         raise BridgeError("register-oauth needs a token with admin:services:", "set JUPYTERHUB_API_TOKEN.")
     secret = secrets.token_hex(32)

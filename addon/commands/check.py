@@ -21,7 +21,7 @@ from addon.core.printable import LINE
 from addon.core.printable import printable
 from addon.core import forward
 from addon.hub import api as hub
-from addon.hub import owner
+from addon.core import owner
 from addon.hub import tokens
 from addon.commands import launch
 from addon.core import route
@@ -111,7 +111,7 @@ async def check_token(c: Checklist) -> str:
             raise
         raise Failed(f"The hub rejected JUPYTERHUB_API_TOKEN ({tail}): it is wrong, expired or revoked "
                      f"({e.status}).",
-                     store.refused_token_advice(c.login.holds(s.hub_token))
+                     login_record.refused_token_advice(c.login.holds(s.hub_token))
                      or "Create a new token on the hub's Token page and set JUPYTERHUB_API_TOKEN to it.") from None
     if s.username and me.name != s.username:
         if me.may_reach(s.username, s.named_server):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from addon.commands import startup
 from addon.hub import api as hub
-from addon.hub import owner
+from addon.core import owner
 from addon.hub import tokens
 from addon.core import settings
 from addon.core.invocation import RUN

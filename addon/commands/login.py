@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from addon.core import login_record
 from addon.commands import check
 from addon.hub import api as hub
-from addon.hub import owner
+from addon.core import owner
 from addon.commands import launch
 from addon.commands import logout
 from addon.commands import oauth

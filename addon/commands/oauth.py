@@ -28,7 +28,7 @@ from addon.core.printable import LINE
 from addon.core.printable import printable
 from addon.core.settings import Settings
 from addon.hub import api as hub
-from addon.hub import owner
+from addon.core import owner
 from addon.hub import tokens
 
 WAIT = 300.0  # seconds the browser has to come back

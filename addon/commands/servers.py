@@ -12,12 +12,13 @@ import os
 import sys
 import time
 
+from addon import store
 from addon.hub import api as hub
-from addon.hub import owner
+from addon.core import owner
 from addon.commands import launch
 from addon.core import lifecycle
 from addon.core import settings
-from addon.hub import spawn_options
+from addon.core import spawn_options
 from addon.core.errors import BridgeError
 from addon.core.invocation import RUN
 from addon.core.printable import LINE
@@ -189,7 +190,7 @@ def main(argv: list[str]) -> int:
         return 2
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="  %(message)s")  # the hub's progress
     try:
-        s = settings.from_environment(os.environ, launch.set_overrides(rest))
+        s = settings.from_environment(os.environ, launch.set_overrides(rest), store.load(os.environ))
         if not s.hub_token:
             raise CommandFailed("JUPYTERHUB_API_TOKEN (or JUPYTERHUB_API_TOKEN_FILE) is not set and there is no "
                                 "stored login: these commands ask the hub with your token.", f"Run {RUN} login.")

@@ -16,7 +16,6 @@ from cryptography import x509
 
 from addon.core import login_record
 from addon.core.invocation import RUN
-from addon import store
 from addon.core.settings import Settings
 from addon.core.settings import host_in_url
 
@@ -59,7 +58,7 @@ class Facts:
     ca_subject: str = "?"
     hub_home: str = "your hub's home page"
     cert: Certificate | None = None
-    login_advice: str = ""  # for a refused token that ./run.sh login made (store.refused_token_advice)
+    login_advice: str = ""  # for a refused token that ./run.sh login made (login_record.refused_token_advice)
 
 
 @dataclass(frozen=True)
@@ -249,4 +248,4 @@ def facts(s: Settings, cert: x509.Certificate | None = None, stored_token: login
     return Facts(address=address, host=s.server_host, tls_name=s.tls_name,
                  ca_file=s.ca_file or "the system trust store", ca_subject=ca_subject,
                  hub_home=s.hub_home, cert=describe(cert) if cert else None,
-                 login_advice=store.refused_token_advice(stored_token))
+                 login_advice=login_record.refused_token_advice(stored_token))

@@ -15,3 +15,13 @@ class BridgeError(Exception):
 
 class SettingError(BridgeError, ValueError):
     """A setting, or the stored login, the bridge cannot use (a ValueError, as the settings' checks raise)."""
+
+
+class HubError(Exception):
+    """The hub refused (status and its own message), or could not be reached or understood (status 0). Raised by
+    the Hub client (addon/hub/) and read by the core's rules (lifecycle, owner), so it lives on the ground floor."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 from addon.core.errors import BridgeError
 from addon.core.printable import LINE
 from addon.core.printable import printable
-from addon.hub import spawn_options
-from addon.hub.api import HubError
-from addon.hub import owner
+from addon.core import spawn_options
+from addon.core.errors import HubError
+from addon.core import owner
 from addon.core.settings import Settings
 
 logger = logging.getLogger(__name__)

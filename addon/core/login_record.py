@@ -17,6 +17,7 @@ from addon.core.invocation import RUN
 STORED_OPTIONS = ("jupyter_server_ip_or_name", "jupyter_server_port", "jupyter_server_name",
                   "jupyter_cluster_ca_cert", "jupyterhub_base_url", "jupyter_username", "jupyter_named_server",
                   "jupyter_server_options")
+LOG_IN_AGAIN = f"run {RUN} login."  # the fix for a stored token the hub no longer takes
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -139,3 +140,14 @@ def from_json(data: object) -> Login:
     trust = Trust(**data["trust"]) if data.get("trust") is not None else None
     return Login(settings=dict(data.get("settings") or {}), hub_token=token, local_token=data.get("local_token"),
                  trust=trust)
+
+
+def refused_token_advice(record: HubToken | None, now: datetime | None = None) -> str:
+    """What to tell a user whose server refused the hub token, when it is the one `./run.sh login` stored
+    (`record`); empty otherwise."""
+    if record is None:
+        return ""
+    expires = parse_time(record.expires_at)
+    if expires and expires <= (now or datetime.now(timezone.utc)):
+        return f"Your hub token expired on {expires:%Y-%m-%d %H:%M} UTC: {LOG_IN_AGAIN}"
+    return f"Your hub token was revoked (or lost its rights) on the hub: {LOG_IN_AGAIN}"

@@ -12,8 +12,7 @@ from urllib.parse import quote
 from addon.core import login_record
 from addon.core import option_values
 from addon.core.errors import SettingError
-from addon.hub import spawn_options
-from addon import store
+from addon.core import spawn_options
 
 from addon.core.options import DEFAULT_CA  # noqa: F401
 from addon.core.options import ENV_OF
@@ -187,10 +186,9 @@ def with_stored(environ: Mapping[str, str], stored: login_record.Login) -> dict[
 
 
 def from_environment(environ: Mapping[str, str], overrides: dict[str, str] | None = None,
-                     stored: login_record.Login | None = None) -> Settings:
-    """The entry points' settings: --set over the environment over the stored login (read from its file when
-    not given)."""
-    stored = store.load(environ) if stored is None else stored
+                     stored: login_record.Login = login_record.Login()) -> Settings:
+    """The entry points' settings: --set over the environment over the stored login (which the entry points read
+    from its file, addon/store.py, and pass in)."""
     environ = with_stored(environ, stored)
     values = {o.name: None if o.secret else o.env_default(environ) for o in OPTIONS}
     values.update(overrides or {})

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from cryptography import x509
 
 from addon.core.settings import Settings
-from addon.hub import spawn_options
+from addon.core import spawn_options
 from addon.hub import wire
 from addon.hub.wire import Answer  # noqa: F401  (callers import these from here: hub.Answer, hub.sse_events)
 from addon.hub.wire import HubError

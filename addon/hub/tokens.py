@@ -8,7 +8,7 @@ from addon.core import login_record
 from addon.core.invocation import RUN
 from addon.core.errors import BridgeError
 from addon.hub import api as hub
-from addon.hub import owner
+from addon.core import owner
 
 # The scopes login asks for, each limited to the user's own account (`!user=<name>`), and what needs it: the
 # fewest that let every subcommand work on what login stored. `servers` is start:, delete: and read:servers

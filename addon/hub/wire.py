@@ -17,6 +17,7 @@ import h11
 from cryptography import x509
 
 from addon.core.settings import Settings
+from addon.core.errors import HubError  # noqa: F401  (the Hub client raises it; callers catch hub.HubError)
 
 CONNECT_TIMEOUT = 10.0
 READ_SIZE = 65536
@@ -28,15 +29,6 @@ DEPTH_LIMIT = 64
 # Hop-by-hop headers belong to one connection; the answer travels on another one.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
                         "trailer", "proxy-connection"})
-
-
-class HubError(Exception):
-    """The hub refused (status and its own message), or could not be reached or understood (status 0)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class TooLarge(Exception):

@@ -107,7 +107,7 @@ def test_a_token_that_cannot_renew_itself_warns(hub, tmp_path, start_bridge):
     assert r.status_code == 200, r.text
 
 
-def test_a_new_login_while_the_bridge_runs_is_followed(hub, tmp_path, start_bridge):  # noqa: F811
+def test_a_new_login_while_the_bridge_runs_is_followed(hub, tmp_path, start_bridge):
     home = tmp_path / "home"
     log_in(hub, home, JUPYTER_TOKEN_LIFETIME="20")
     bridge = start_bridge(env={"JUPYTERHUB_BRIDGE_HOME": str(home)})

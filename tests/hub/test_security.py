@@ -297,7 +297,7 @@ def in_flight(bridge, path="/api/status"):
     return t
 
 
-def test_mitmweb_never_shows_the_hub_token_of_a_request_in_flight(slow_hub, start_bridge):  # noqa: F811
+def test_mitmweb_never_shows_the_hub_token_of_a_request_in_flight(slow_hub, start_bridge):
     """Issue 12.5: mitmweb serves every flow as it stands, also one whose answer has not come yet."""
     stop_alice(slow_hub)
     hub_token = slow_hub["users"]["alice"]["token"]
@@ -318,7 +318,7 @@ def test_mitmweb_never_shows_the_hub_token_of_a_request_in_flight(slow_hub, star
     assert all(value.startswith("token …") and len(value) == len("token …abcd") for _, value in seen), seen
 
 
-def test_a_flow_file_written_with_a_request_in_flight_holds_no_hub_token(slow_hub, start_bridge, tmp_path):  # noqa: F811
+def test_a_flow_file_written_with_a_request_in_flight_holds_no_hub_token(slow_hub, start_bridge, tmp_path):
     """Issue 12.5: mitmdump writes the flows still in flight when it stops, as they stand."""
     stop_alice(slow_hub)
     hub_token = slow_hub["users"]["alice"]["token"]

@@ -8,10 +8,9 @@ import socket
 import time
 
 import pytest
-from test_hostile_hub import USER
-from test_hostile_hub import Answers
-from test_hostile_hub import hostile  # noqa: F401 (the fixture)
-from test_hostile_hub import run_sh
+from hostile_hub import USER
+from hostile_hub import Answers
+from hostile_hub import run_sh
 
 from addon.core import login_record
 from addon import store
@@ -59,7 +58,7 @@ class PayloadAnswers(Answers):
 
 
 @pytest.fixture
-def payload_hub(hostile):  # noqa: F811
+def payload_hub(hostile):
     server, hub = hostile
     handler, server.RequestHandlerClass, server.crafted = server.RequestHandlerClass, PayloadAnswers, ""
     yield server, hub

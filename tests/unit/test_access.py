@@ -15,7 +15,7 @@ from addon.commands import launch
 from addon.config import Config
 from addon.core import option_values
 from addon.core import settings
-from addon.hub import owner
+from addon.core import owner
 from addon.hub import tokens
 from addon.rewrite import page_token
 from addon_context import configured

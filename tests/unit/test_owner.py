@@ -2,8 +2,8 @@
 
 import pytest
 
-from addon.hub import owner
-from addon.hub.api import HubError
+from addon.core import owner
+from addon.core.errors import HubError
 
 ALICE = {"name": "alice", "kind": "user", "groups": ["team"], "token_id": "a7"}
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from addon.hub import spawn_options
+from addon.core import spawn_options
 
 
 @pytest.mark.parametrize("raw, options", [

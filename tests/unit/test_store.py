@@ -32,6 +32,11 @@ def logged_in(environ, expires_at: str | None = None) -> login_record.Login:
     return login
 
 
+def settings_of(environ, overrides=None) -> settings.Settings:
+    """The entry points' settings: they read the stored login and pass it in."""
+    return settings.from_environment(environ, overrides, store.load(environ))
+
+
 def stored(environ) -> login_record.Login:
     return store.load(environ)
 
@@ -85,7 +90,7 @@ def test_a_file_others_can_read_is_refused_with_the_fix(home, mode):
     with pytest.raises(ValueError, match=r"others can read it .*run 'chmod 600 .*login.json'"):
         store.load(home)
     with pytest.raises(ValueError, match="chmod 600"):
-        settings.from_environment(home)
+        settings_of(home)
 
 
 def test_a_file_or_folder_of_another_user_is_refused_with_the_fix(home, monkeypatch):
@@ -177,7 +182,7 @@ def test_a_ca_file_trusted_at_login_that_changed_stops_with_the_fix(home, tmp_pa
                                          r"since \(its SHA-256 differs\).*run ./run.sh login to accept it"):
         store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", str(ca))
     with pytest.raises(ValueError, match="has changed"):
-        settings.from_environment(home)
+        settings_of(home)
 
 
 def test_a_planted_default_ca_file_is_not_taken_after_a_system_store_login(home, tmp_path, monkeypatch):
@@ -185,9 +190,9 @@ def test_a_planted_default_ca_file_is_not_taken_after_a_system_store_login(home,
     logged_in(home)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "my_sslca.cert").write_text("-----BEGIN CERTIFICATE-----\nplanted\n")
-    s = settings.from_environment(home)
+    s = settings_of(home)
     assert (s.ca_file, s.hub_token) == (None, "stored-hub-token")  # the stored trust: the system store
-    s = settings.from_environment({**home, "JUPYTER_CLUSTER_CA_CERT": "./my_sslca.cert"})  # said explicitly: wins,
+    s = settings_of({**home, "JUPYTER_CLUSTER_CA_CERT": "./my_sslca.cert"})  # said explicitly: wins,
     assert (s.ca_file, s.hub_token) == (str(tmp_path / "my_sslca.cert"), None)  # but gets no stored token
     assert s.local_secret != "stored-local-token"  # nor the stored local token: only with the stored hub token
     assert "is not what ./run.sh login verified the hub with (the system trust store)" in store.load(home).refusal(
@@ -197,7 +202,7 @@ def test_a_planted_default_ca_file_is_not_taken_after_a_system_store_login(home,
 def test_precedence_set_over_environment_over_stored_over_default(home):
     logged_in(home)
     environ = {**home, "JUPYTER_SERVER_PORT": "8443", "JUPYTER_USERNAME": "bob"}
-    s = settings.from_environment(environ, overrides={"jupyterhub_base_url": "/from-set/"})
+    s = settings_of(environ, overrides={"jupyterhub_base_url": "/from-set/"})
     assert s.base_url == "/from-set/"  # --set over the stored one
     assert s.username == "bob"  # environment over the stored one
     assert (s.server_host, s.tls_name) == ("10.1.2.3", "hub.internal")  # stored
@@ -205,19 +210,19 @@ def test_precedence_set_over_environment_over_stored_over_default(home):
     assert s.hub_token == "stored-hub-token"
     assert s.local_secret == "stored-local-token"
     # Issue 17: a TLS name given with --set wins too, but the stored tokens do not go to a name login did not verify
-    s = settings.from_environment(environ, overrides={"jupyter_server_name": "from-set"})
+    s = settings_of(environ, overrides={"jupyter_server_name": "from-set"})
     assert s.tls_name == "from-set" and s.hub_token is None and s.local_secret != "stored-local-token"
 
 
 def test_environment_tokens_win_over_stored_ones(home):
     logged_in(home)
-    s = settings.from_environment({**home, "JUPYTERHUB_API_TOKEN": "env-hub", "JUPYTER_PROXY_TOKEN": "env-local"})
+    s = settings_of({**home, "JUPYTERHUB_API_TOKEN": "env-hub", "JUPYTER_PROXY_TOKEN": "env-local"})
     assert (s.hub_token, s.local_secret) == ("env-hub", "env-local")
 
 
 def test_another_hub_in_the_environment_gets_no_stored_token(home):
     logged_in(home)
-    s = settings.from_environment({**home, "JUPYTER_SERVER_IP_OR_NAME": "hub.example.org"})
+    s = settings_of({**home, "JUPYTER_SERVER_IP_OR_NAME": "hub.example.org"})
     assert s.hub_token is None
     assert s.tls_name == "hub.internal"  # the stored TLS name still applies: set it too when you change hubs
 
@@ -262,7 +267,7 @@ def test_expiry_text(expires_at, text):
 ])
 def test_advice_for_a_refused_stored_token(home, token, now, advice):
     login = logged_in(home, "2026-12-29T13:00:00.000000Z")
-    assert store.refused_token_advice(login.holds(token), login_record.parse_time(now)) == advice
+    assert login_record.refused_token_advice(login.holds(token), login_record.parse_time(now)) == advice
 
 
 def test_the_diagnosis_of_a_refused_stored_token_says_run_login():

@@ -10,7 +10,7 @@ owner's own), to one server (`!server=<user>/<name>`, `<user>/` for the default 
 from dataclasses import dataclass
 from dataclasses import replace
 
-from addon.hub.api import HubError
+from addon.core.errors import HubError
 
 REACH = frozenset({"access:servers"})
 START = frozenset({"start:servers", "servers", "admin:servers"})
