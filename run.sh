@@ -147,6 +147,6 @@ case "${1:-}" in
   # help, --version and a word that is no subcommand need no venv: any Python 3.12 answers them (and says
   # which words there are); every other word is a subcommand of addon/commands/cli.py, run in .venv.
   help|-h|--help|--version) exec "$(find_python)" -P -m addon.commands.cli "$@" ;;
-  ""|-*|web|check|login|logout|servers|start|stop|open|admin) cli "$@" ;;
+  ""|-*|web|check|login|logout|servers|start|stop|open|profile|admin) cli "$@" ;;
   *) exec "$(find_python)" -P -m addon.commands.cli "$@" ;;
 esac

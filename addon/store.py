@@ -2,7 +2,8 @@
 `Login`, in one JSON file only its owner can read. Only persistence here: no mitmproxy, no network.
 
 The file: `$JUPYTERHUB_BRIDGE_HOME/login.json`, else `$XDG_CONFIG_HOME/jupyterhub-bridge/login.json`
-(`~/.config/...`); its shape is `Login`'s, field for field. Like ssh, the bridge refuses a file or folder that is
+(`~/.config/...`), for the default profile; `<that folder>/profiles/<name>/login.json` for another profile
+(addon/core/profiles.py); its shape is `Login`'s, field for field. Like ssh, the bridge refuses a file or folder that is
 not the user's own, a folder that is a symbolic link or that others may write to, and a file others can read.
 """
 
@@ -12,6 +13,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from addon.core import profiles
 from addon.core.errors import SettingError
 from addon.core.invocation import RUN
 from addon.core.login_record import Login
@@ -24,10 +26,13 @@ except ImportError:  # Windows: no flock; the stored login is not expected to wo
     fcntl = None
 
 FILE_NAME = "login.json"
+PROFILES = "profiles"  # <the bridge's folder>/profiles/<name>/login.json: the profiles other than default
+DEFAULT_PROFILE_NAME = "default-profile"  # the saved default profile's name, in the bridge's folder
 LOCK_NAME = "login.lock"  # beside the file: whoever holds flock on it may read, change and write the login
-def folder(environ=os.environ) -> Path | None:
-    """None for an environment without a home (as the tests give): then nothing is stored, rather than the
-    login of whoever runs them."""
+def home_folder(environ=os.environ) -> Path | None:
+    """The bridge's folder: the default profile's login, the saved default profile, the other profiles' folders.
+    None for an environment without a home (as the tests give): then nothing is stored, rather than the login of
+    whoever runs them."""
     if home := environ.get("JUPYTERHUB_BRIDGE_HOME", "").strip():
         return Path(home).expanduser()
     if config := environ.get("XDG_CONFIG_HOME", "").strip():
@@ -37,8 +42,59 @@ def folder(environ=os.environ) -> Path | None:
     return None
 
 
-def path(environ=os.environ) -> Path | None:
-    return None if (where := folder(environ)) is None else where / FILE_NAME
+def saved_profile(environ=os.environ) -> str | None:
+    """The default profile `profile use` saved; None when there is none."""
+    if (home := home_folder(environ)) is None:
+        return None
+    try:
+        return (home / DEFAULT_PROFILE_NAME).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def profile(environ=os.environ) -> str:
+    """The profile a command uses (addon/core/profiles.py: --profile > environment > saved default > default)."""
+    return profiles.chosen(environ, saved_profile(environ))
+
+
+def folders(environ=os.environ, name: str | None = None) -> list[Path]:
+    """The folders from the bridge's own down to the profile's (`name`, else the one in use); [] without a home.
+    The default profile's is the bridge's folder itself: a login of before profiles is the default profile."""
+    home = home_folder(environ)
+    if home is None:
+        return []
+    name = profile(environ) if name is None else name
+    return [home] if name == profiles.DEFAULT else [home, home / PROFILES, home / PROFILES / name]
+
+
+def folder(environ=os.environ, name: str | None = None) -> Path | None:
+    """The folder of a profile's login file (and of what goes with it: the lock, a pinned certificate)."""
+    return (folders(environ, name) or [None])[-1]
+
+
+def path(environ=os.environ, name: str | None = None) -> Path | None:
+    return None if (where := folder(environ, name)) is None else where / FILE_NAME
+
+
+def profile_names(environ=os.environ) -> list[str]:
+    """The profiles that hold a login, `default` first."""
+    home = home_folder(environ)
+    if home is None:
+        return []
+    others = sorted(p.parent.name for p in (home / PROFILES).glob(f"*/{FILE_NAME}")
+                    if profiles.NAME.fullmatch(p.parent.name))
+    return ([profiles.DEFAULT] if (home / FILE_NAME).exists() else []) + others
+
+
+def save_profile(name: str, environ=os.environ) -> Path:
+    """Save `name` as the default profile (`profile use`): a small file in the bridge's private folder."""
+    home = make_folders(folders(environ, profiles.DEFAULT))
+    target = home / DEFAULT_PROFILE_NAME
+    fd, temporary = tempfile.mkstemp(dir=home, prefix=".profile-", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(name + "\n")
+    os.replace(temporary, target)
+    return target
 
 
 def check_folder(where: Path, private: bool = True) -> None:
@@ -70,14 +126,15 @@ def check_file(file: Path, found: os.stat_result, private: bool = True) -> None:
                            "log in again.")
 
 
-def load(environ=os.environ, private: bool = True) -> Login:
+def load(environ=os.environ, private: bool = True, name: str | None = None) -> Login:
     """The stored login, Login() when there is none. Raises SettingError (with the fix) for a file or folder
     that is not the user's own, a file others can read or a folder others can write to (unless private=False:
-    logout revokes its token), or one that is not the bridge's JSON."""
-    file = path(environ)
+    logout revokes its token), or one that is not the bridge's JSON. `name`: another profile's (profile list)."""
+    file = path(environ, name)
     if file is None:
         return Login()
-    check_folder(file.parent, private)
+    for where in folders(environ, name):
+        check_folder(where, private)
     try:
         fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -94,15 +151,22 @@ def load(environ=os.environ, private: bool = True) -> Login:
                            f"'{RUN} login'.") from None
 
 
+def make_folders(chain: list[Path]) -> Path:
+    """Make the folders from the bridge's own down to a profile's, each the user's own (not a link) and 0700; the
+    last one."""
+    if not chain:
+        raise SettingError("HOME is not set: set it, or JUPYTERHUB_BRIDGE_HOME, to the folder for the login file.")
+    for where in chain:
+        where.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_folder(where, private=False)  # a folder of the user's own, not a link: then made private
+        os.chmod(where, 0o700)
+    return chain[-1]
+
+
 def save(login: Login, environ=os.environ) -> Path:
     """Write the login at once (a reader sees the old file or the new one, never half of one): a 0600 temporary
     file in a 0700 folder, then os.replace."""
-    target = path(environ)
-    if target is None:
-        raise SettingError("HOME is not set: set it, or JUPYTERHUB_BRIDGE_HOME, to the folder for the login file.")
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    check_folder(target.parent, private=False)  # a folder of the user's own, not a link: then made private
-    os.chmod(target.parent, 0o700)
+    target = make_folders(folders(environ)) / FILE_NAME
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".login-", suffix=".tmp")  # created 0600
     try:
         with os.fdopen(fd, "w") as f:
@@ -131,11 +195,12 @@ def open_lock(environ=os.environ) -> int:
     """The login's lock file, opened (0600, in the login's private folder); closing it releases the lock. Two
     bridges on one login take it in turn to re-read the file, renew the token and write its successor, so that
     neither revokes the token the other has just stored."""
-    target = path(environ)
-    if target is None:
+    chain = folders(environ)
+    if not chain:
         raise SettingError("HOME is not set: set it, or JUPYTERHUB_BRIDGE_HOME, to the folder for the login file.")
-    check_folder(target.parent)
-    return os.open(target.parent / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    for where in chain:
+        check_folder(where)
+    return os.open(chain[-1] / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
 
 
 def take_lock(fd: int) -> bool:

@@ -29,12 +29,16 @@ def hub_env(hub: dict, user: str = "alice") -> dict[str, str]:
 
 
 class Bridge:
-    def __init__(self, workdir: Path, env: dict[str, str], args: list[str], subcommand: list[str]):
-        self.port = free_port()
+    def __init__(self, workdir: Path, env: dict[str, str], args: list[str], subcommand: list[str],
+                 port: int | None = None):
+        """`port`: the one the bridge's settings give it (a profile's stored port); else a free one, set."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = workdir / f"bridge-{self.port}.log"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JUPYTERHUB"))}
-        full_env.update({"JUPYTER_PROXY_IP_OR_NAME": "127.0.0.1", "JUPYTER_PROXY_PORT": str(self.port)})
+        full_env["JUPYTER_PROXY_IP_OR_NAME"] = "127.0.0.1"
+        if not port:
+            full_env["JUPYTER_PROXY_PORT"] = str(self.port)
         full_env.update(env)
         full_env["PYTHONUNBUFFERED"] = "1"  # mitmproxy's log reaches the file as it is written
         self.env = full_env
@@ -76,13 +80,14 @@ class Bridge:
 
 @pytest.fixture(scope="session")
 def start_bridge(tmp_path_factory):
-    """start_bridge(hub, env={...}, args=[...], web=False, wait=True) -> a running Bridge, stopped at the end."""
+    """start_bridge(hub, env={...}, args=[...], web=False, wait=True, port=None) -> a running Bridge, stopped at the
+    end."""
     workdir = tmp_path_factory.mktemp("bridge")
     started = []
 
-    def start(hub=None, env=None, args=(), web=False, wait=True, user="alice"):
+    def start(hub=None, env=None, args=(), web=False, wait=True, user="alice", port=None):
         b = Bridge(workdir, {**(hub_env(hub, user) if hub else {}), **(env or {})}, list(args),
-                   ["web"] if web else [])
+                   ["web"] if web else [], port)
         started.append(b)
         return b.wait_listening() if wait else b
 

@@ -5,9 +5,12 @@ A subcommand's module is imported only when it runs: `help`, `--version` and a t
 a venv (run.sh answers them with any Python 3.12), and a module that is not there yet fails only its own word."""
 
 import importlib
+import os
 import sys
 
 from addon.core import options
+from addon.core import profiles
+from addon.core.errors import SettingError
 from addon.core.invocation import CHECKOUT
 from addon.core.invocation import COMMAND
 from addon.core.invocation import RUN_SH
@@ -29,6 +32,8 @@ SUBCOMMANDS: dict[str, tuple[str, str | None, str]] = {
                                 "on the cluster"),
     "open": ("open", None, "print (and open in your browser) a single-use URL for JupyterLab through the bridge "
                            "[--no-open]"),
+    "profile": ("profile", None, "list your login profiles (profile list), choose the default (profile use NAME), "
+                                 "remove one (profile remove NAME); any command takes --profile NAME"),
     "admin": ("admin", None, "for the hub's admin: oauth-config prints the OAuth client login --browser needs, "
                              "register-oauth registers it"),
 }
@@ -89,6 +94,14 @@ def main(argv: list[str] | None = None, prog: str = COMMAND) -> int:
     if word == "--version":
         print(f"{COMMAND} {version()}")
         return 0
+    try:
+        profile, argv = profiles.take_flag(argv)
+    except SettingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if profile:  # over JUPYTERHUB_BRIDGE_PROFILE: every module reads the profile from the environment
+        os.environ[profiles.ENV] = profile
+    word = argv[0] if argv else ""
     if found := target(argv):
         module, args = found
         return importlib.import_module(f"addon.commands.{module}").main(args)

@@ -63,9 +63,9 @@ def mitmproxy_args(tool: str, s: settings.Settings) -> list[str]:
 
 
 def own_confdir(environ) -> str:
-    """The bridge's mitmproxy folder (its config.yaml, mitmproxy's CA files): beside the login, or a private
-    temporary one where there is no config folder (no HOME)."""
-    where = store.folder(environ)
+    """The bridge's mitmproxy folder (its config.yaml, mitmproxy's CA files), one for every profile: in the bridge's
+    folder, or a private temporary one where there is no config folder (no HOME)."""
+    where = store.home_folder(environ)
     if where is None:
         return tempfile.mkdtemp(prefix="jupyterhub-bridge-mitmproxy-")
     (where / "mitmproxy").mkdir(mode=0o700, parents=True, exist_ok=True)

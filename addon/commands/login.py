@@ -13,6 +13,7 @@ import getpass
 import os
 import re
 import secrets
+import socket
 import sys
 import webbrowser
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from addon.core import login_record
 from addon.commands import check
 from addon.hub import api as hub
 from addon.core import owner
+from addon.core import profiles
 from addon.commands import launch
 from addon.commands import logout
 from addon.commands import oauth
@@ -194,6 +196,31 @@ def warn_if_admin(s: Settings, made: login_record.HubToken) -> None:
                   "consider an account that is not an admin.")
 
 
+def profile_port(args, old: login_record.Login, environ) -> dict[str, str]:
+    """A profile other than `default` keeps the port of its bridge, so that bridges of two profiles run side by side
+    and each IDE's URL stays the same: the port given (--set, JUPYTER_PROXY_PORT), else the one it kept, else the
+    first free one from 8000 on that no other profile keeps."""
+    this = store.profile(environ)
+    if this == profiles.DEFAULT:
+        return {}
+    given = launch.set_overrides(sum((["--set", v] for v in args.set), [])).get("jupyter_proxy_port")
+    port = given or environ.get(settings.ENV_OF["jupyter_proxy_port"]) or old.settings.get("jupyter_proxy_port")
+    if not port:
+        others = [store.load(environ, name=name).settings for name in store.profile_names(environ) if name != this]
+        taken = {int(kept.get("jupyter_proxy_port") or profiles.FIRST_PORT) for kept in others}
+        port = str(profiles.next_port(taken, port_free))
+    return {"jupyter_proxy_port": port}
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def login(args, environ=os.environ) -> int:
     old = store.load(environ)
     values = gather(args, environ)
@@ -204,6 +231,7 @@ def login(args, environ=os.environ) -> int:
             "jupyter_server_name": s.tls_name, "jupyterhub_base_url": s.base_url, "jupyter_username": made.user}
     kept |= {"jupyter_cluster_ca_cert": s.ca_file} if s.ca_file else {}  # absolute: the bridge starts elsewhere
     kept |= {name: values[name] for name in ("jupyter_named_server", "jupyter_server_options") if values[name]}
+    kept |= profile_port(args, old, environ)
     local = old.local_token if not args.new_local_token else None
     new = login_record.Login(settings=kept, hub_token=made, local_token=local or secrets.token_urlsafe(24), trust=trust)
     where = store.save(new, environ)

@@ -22,6 +22,7 @@ from addon.core import spawn_options
 from addon.core.errors import BridgeError
 from addon.core.invocation import RUN
 from addon.core.printable import LINE
+from addon.core.printable import columns
 from addon.core.printable import printable
 from addon.core.settings import Settings
 
@@ -65,9 +66,7 @@ def table(rows: list[dict]) -> str:
         shown = [name, row["state"], row["url"], str(row["started"])[:19], str(row["last_activity"])[:19],
                  spawn_options.shown(row["options"])]
         return [("* " if row["used"] else "  ") + printable(shown[0])] + [printable(c) for c in shown[1:]]
-    lines = [HEADINGS] + [cells(r) for r in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADINGS))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+    return columns([HEADINGS] + [cells(r) for r in rows])
 
 
 async def user_name(h: hub.Hub) -> str:

@@ -16,7 +16,7 @@ from addon.core.invocation import RUN
 # gives them.
 STORED_OPTIONS = ("jupyter_server_ip_or_name", "jupyter_server_port", "jupyter_server_name",
                   "jupyter_cluster_ca_cert", "jupyterhub_base_url", "jupyter_username", "jupyter_named_server",
-                  "jupyter_server_options")
+                  "jupyter_server_options", "jupyter_proxy_port")
 LOG_IN_AGAIN = f"run {RUN} login."  # the fix for a stored token the hub no longer takes
 
 

@@ -35,3 +35,9 @@ def printable(text: object, limit: int = FIELD) -> str:
         shown.append(piece)
         size += len(piece)
     return "".join(shown) + CUT
+
+
+def columns(lines: list[list[str]] | list[tuple[str, ...]]) -> str:
+    """Plain columns for a terminal, two spaces apart; the cells escaped already."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
