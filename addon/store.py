@@ -22,7 +22,7 @@ from addon.core.login_record import to_json
 
 try:
     import fcntl
-except ImportError:  # Windows: no flock; the stored login is not expected to work there (README, Install)
+except ImportError:  # Windows: no flock; the stored login is not expected to work there (docs/install.md, Where it works)
     fcntl = None
 
 FILE_NAME = "login.json"

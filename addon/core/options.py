@@ -1,7 +1,7 @@
 """The bridge's settings table: every setting once, with its environment variable, default and help.
 
-`./run.sh help` prints it (`python -m addon.core.options`), the README's table is generated from it
-(`python -m addon.core.options --markdown`; tests/unit/test_settings.py fails when they differ), mitmproxy gets each as an
+`./run.sh help` prints it (`python -m addon.core.options`), docs/settings.md's table is generated from
+it (`python -m addon.core.options --markdown`; tests/unit/test_settings.py fails when they differ), mitmproxy gets each as an
 option of the addon, and `settings.resolve` validates the values. To add a setting, append an `Option` below and
 read it in `settings.resolve`."""
 
@@ -23,7 +23,7 @@ class Option:
     default: str
     help: str
     secret: bool = False  # read from the environment when resolved, so it never shows as a default
-    shown_default: str = ""  # what an empty default means, for the help and the README
+    shown_default: str = ""  # what an empty default means, for the help and docs/settings.md
 
     def env_default(self, environ: Mapping[str, str]) -> str:
         return environ.get(self.env, self.default)
@@ -111,7 +111,7 @@ def help_text(width: int = 100) -> str:
 
 
 def markdown_table() -> str:
-    """The README's settings table."""
+    """docs/settings.md's settings table."""
     rows = ["| environment | option | default | meaning |", "|---|---|---|---|"]
     for o in OPTIONS:
         default = f"`{o.default}`" if o.default and not o.shown_default else o.default_text

@@ -7,7 +7,7 @@ import pytest
 from addon.core import options
 from addon.core import settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+SETTINGS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 
 
 def values(**over):
@@ -113,10 +113,10 @@ def test_own_names_and_hub_origins():
     assert "https://jupyterhub" in s.hub_origins and "https://10.1.2.3:443" in s.hub_origins
 
 
-def test_every_option_is_in_the_readme_table_as_generated():
-    """The README's settings table is `python -m addon.core.options --markdown`: regenerate it after changing OPTIONS."""
-    text = README.read_text()
-    assert options.markdown_table() in text, "README's settings table differs from OPTIONS: paste in " \
+def test_every_option_is_in_the_settings_page_table_as_generated():
+    """docs/settings.md's table is `python -m addon.core.options --markdown`: regenerate it after changing OPTIONS."""
+    text = SETTINGS_PAGE.read_text()
+    assert options.markdown_table() in text, "docs/settings.md's table differs from OPTIONS: paste in " \
                                              "the output of `python -m addon.core.options --markdown`"
 
 
