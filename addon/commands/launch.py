@@ -72,12 +72,42 @@ def own_confdir(environ) -> str:
     return str(where / "mitmproxy")
 
 
+# mitmproxy's own listen options, which would bypass the bridge's rules (loopback unless asked, a local token off
+# loopback, the banner's address, the reverse mode to the hub): option -> its spellings and the bridge's setting
+LISTEN_OPTIONS = {
+    "listen_host": (("--listen-host",), "", "JUPYTER_PROXY_IP_OR_NAME (--set jupyter_proxy_ip_or_name=...)"),
+    "listen_port": (("--listen-port",), "p", "JUPYTER_PROXY_PORT (--set jupyter_proxy_port=...)"),
+    "mode": (("--mode",), "m", "JUPYTER_SERVER_IP_OR_NAME and JUPYTER_SERVER_PORT (the bridge is a reverse proxy "
+                               "to the hub)"),
+}
+SWITCHES = "hqvnk"  # mitmproxy's one-letter options without a value: `-qp 8000` is `-q -p 8000`
+
+
+def listen_option(arg: str) -> str | None:
+    """The mitmproxy listen option that `arg` gives, spelt as argparse takes it (`--listen-host`, an
+    abbreviation such as `--listen-h`, `--mode=...`, `-p8000`, `-qp`), or None."""
+    if arg.startswith("--"):
+        flag = arg.partition("=")[0]
+        return next((name for name, (flags, _, _) in LISTEN_OPTIONS.items()
+                     if len(flag) > 2 and any(f.startswith(flag) for f in flags)), None)
+    if arg.startswith("-") and len(arg) > 1:
+        letter = arg[1:].lstrip(SWITCHES)[:1]
+        return next((name for name, (_, short, _) in LISTEN_OPTIONS.items() if short and letter == short), None)
+    return None
+
+
 def own_options(extra: list[str]) -> None:
-    """Refuse a confdir among the user's mitmproxy arguments: it would bring its own config.yaml back."""
+    """Refuse what would undo the bridge's own mitmproxy options among the user's arguments: a confdir (it would
+    bring its own config.yaml back), and mitmproxy's listen options and reverse mode, also as `--set`."""
     values = [b for a, b in zip(extra, extra[1:]) if a == "--set"] + [a[6:] for a in extra if a.startswith("--set=")]
     if any(value.startswith("confdir=") for value in values):
         raise ValueError("confdir: the bridge runs mitmproxy with a folder of its own (its config.yaml applies "
                          "after the command line); leave confdir out.")
+    for given, name in [*((a, listen_option(a)) for a in extra if a != "--set" and not a.startswith("--set=")),
+                        *((f"--set {v}", v.partition("=")[0]) for v in values)]:
+        if name in LISTEN_OPTIONS:
+            raise ValueError(f"{given.partition('=')[0]}: the bridge sets "
+                             f"mitmproxy's {name} itself, from {LISTEN_OPTIONS[name][2]}; leave it out.")
 
 
 def connect_url(s: settings.Settings) -> str:
@@ -162,7 +192,7 @@ def main(argv: list[str]) -> int:
         print(f"error: JUPYTER_PROXY_IP_OR_NAME: cannot resolve it ({e.strerror}).", file=sys.stderr)
         return 1
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(printable(f"error: {e}", LINE), file=sys.stderr)  # the hub's words (a user name, a message) escaped
         return 1
     print(banner(s, notes), flush=True)
     # The bridge's addons resolve the settings again: give them the same local secret, user and stored login settings.

@@ -20,6 +20,25 @@ def test_set_overrides(args, found):
     assert launch.set_overrides(args) == found
 
 
+@pytest.mark.parametrize("args, refused", [
+    (["--listen-host", "0.0.0.0"], "--listen-host: the bridge sets mitmproxy's listen_host itself, from "
+                                   "JUPYTER_PROXY_IP_OR_NAME"),
+    (["--listen-h=0.0.0.0"], "--listen-h: "), (["--listen-port", "9"], "--listen-port: "),
+    (["-p", "9"], "-p: the bridge sets mitmproxy's listen_port itself, from JUPYTER_PROXY_PORT"),
+    (["-p9"], "-p9: "), (["-qp", "9"], "-qp: "), (["-m", "regular"], "-m: "), (["--mode=regular"], "--mode: "),
+    (["-mregular"], "-mregular: "), (["--set", "listen_host=0.0.0.0"], "--set listen_host: "),
+    (["--set=listen_port=9"], "--set listen_port: "), (["--set", "mode=regular"], "--set mode: "),
+    (["-w", "x", "--set", "flow_detail=2", "-q", "--modify-body", "/a/b", "~u", "-x"], None),
+])
+def test_mitmproxys_listen_options_are_refused_with_the_bridges_setting(args, refused):
+    if refused is None:
+        launch.own_options(args)
+        return
+    with pytest.raises(ValueError) as e:
+        launch.own_options(args)
+    assert str(e.value).startswith(refused) and str(e.value).endswith("leave it out."), e.value
+
+
 def test_bind_address():
     assert launch.bind_address("localhost") == "127.0.0.1"
     assert launch.bind_address("::1") == "::1"

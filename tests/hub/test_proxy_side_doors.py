@@ -1,0 +1,96 @@
+"""Issue 28: what mitmproxy itself would let through around the bridge's rules. Its own listen options among the
+pass-through arguments, flow files readable by others, and an upstream that sends an endless answer head: against
+the hostile TLS hub on 127.0.0.1 (tests/hostile_hub.py), the bridge as `./run.sh` runs it."""
+
+import os
+import socket
+import subprocess
+import time
+
+import httpx
+import pytest
+from bridge_process import ROOT
+from bridge_process import free_port
+from bridge_process import hub_env
+from hostile_hub import PeakRss
+
+START_TIMEOUT = 30
+ANSWER_TIMEOUT = 60  # 100-200 MB from the hostile upstream, on a busy machine
+MAX_BRIDGE_RSS_KB = 200 * 1024  # the landed bridge held 599 MB for a 100 MB header, 1.72 GB for a 200 MB status line
+
+
+def no_listener(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("args", [["--listen-host", "0.0.0.0"], ["-p", "PORT"], ["--mode", "regular"],
+                                  ["--set", "listen_host=0.0.0.0"]])
+def test_mitmproxys_listen_options_stop_the_start_with_the_bridges_setting(hostile, tmp_path, args):
+    """`./run.sh --listen-host 0.0.0.0` with an empty local token listened on every address while the banner
+    said 127.0.0.1: now the start stops with one line that names the setting to use."""
+    _, hub = hostile
+    port, other = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JUPYTERHUB"))}
+    env.update(hub_env(hub), JUPYTER_PROXY_TOKEN="", JUPYTER_PROXY_IP_OR_NAME="127.0.0.1",
+               JUPYTER_PROXY_PORT=str(port), JUPYTERHUB_BRIDGE_HOME=str(tmp_path / "home"))
+    args = [str(other) if a == "PORT" else a for a in args]
+    proc = subprocess.Popen([str(ROOT / "run.sh"), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, text=True)
+    try:
+        output, _ = proc.communicate(timeout=START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        output, _ = proc.communicate()
+        pytest.fail(f"the bridge started with {args}:\n{output}", pytrace=False)
+    assert proc.returncode == 1, output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "leave it out" in lines[0], output
+    assert ("JUPYTER_PROXY_IP_OR_NAME" if "host" in str(args) else
+            "JUPYTER_PROXY_PORT" if "-p" in args else "JUPYTER_SERVER_IP_OR_NAME") in lines[0], output
+    assert no_listener(port) and no_listener(other)
+
+
+def test_flow_files_are_written_for_their_owner_only(hostile, start_bridge, tmp_path):
+    """`-w` flow files were written with the default umask (0644 under the usual 022): they hold the flows'
+    headers and the browser's host name."""
+    _, hub = hostile
+    flows = tmp_path / "flows.mitm"
+    old = os.umask(0o022)  # the usual one, which the bridge inherits
+    try:
+        bridge = start_bridge(hub, env={"JUPYTER_PROXY_TOKEN": ""}, args=["-w", str(flows)])
+    finally:
+        os.umask(old)
+    httpx.get(f"{bridge.url}/api/status", headers={"Authorization": "token theirs"}, timeout=30)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not (flows.exists() and flows.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert flows.stat().st_size > 0, bridge.log()
+    assert flows.stat().st_mode & 0o777 == 0o600, oct(flows.stat().st_mode)
+
+
+@pytest.mark.parametrize("crafted", ["huge-header", "long-status-line"])
+def test_an_upstreams_endless_answer_head_is_a_502_in_bounded_memory(hostile, start_bridge, crafted):
+    """field note 51: mitmproxy bounds neither an upstream's status line nor its header block. A server that sends
+    a 100 MB header or a 200 MB status line now gets its client a 502 once the head passes 256 KiB, and the
+    bridge's peak RSS (VmHWM, from /proc) stays bounded."""
+    server, hub = hostile
+    bridge = start_bridge(hub, env={"JUPYTER_PROXY_TOKEN": ""})  # clients bring their own credential
+    peak = PeakRss(bridge.proc.pid)
+    peak.start()
+    server.crafted = crafted
+    try:
+        answer = httpx.get(f"{bridge.url}/api/contents", headers={"Authorization": "token theirs"},
+                           timeout=ANSWER_TIMEOUT)
+    finally:
+        server.crafted = ""
+        time.sleep(0.2)  # a last sample or two of /proc (every 10 ms)
+        peak.done.set()
+        peak.join()
+    assert answer.status_code == 502, (answer.status_code, answer.text[:300])
+    assert "over 256 KiB" in answer.text, answer.text[:1000]
+    assert 0 < peak.kib < MAX_BRIDGE_RSS_KB, f"peak RSS {peak.kib // 1024} MiB"
+    assert bridge.proc.poll() is None, bridge.log()
