@@ -97,8 +97,8 @@ class Access:
         if new.id is None:
             logger.info("the hub token may not make tokens: it is sent to your own server as it is")
         else:
-            logger.info(f"made the access token for {tokens.access_scope(s.username, s.named_server)}: it "
-                        f"{new.expiry_text()}")
+            logger.info(printable(f"made the access token for {tokens.access_scope(s.username, s.named_server)}: "
+                                  f"it {new.expiry_text()}", LINE))
         if old and (trouble := await tokens.revoke_access(self.config.hub, old)):
             logger.warning(printable(f"could not revoke the previous access token: {trouble}", LINE))
         return True
