@@ -26,6 +26,10 @@ MB = 2**20
 RUN_TIMEOUT = 60  # the old client ran until its start timeout (30 s here); the bounded one ends within seconds
 PROMPT = 15.0
 MAX_RSS_KB = 200 * 1024
+# 50 000 nested arrays in UTF-16-LE, each after a string whose U+2200 is the bytes 00 22: a byte-reading depth
+# check sees the brackets inside strings; json.loads(bytes) takes UTF-16 and raises RecursionError
+DEEP_UTF16 = ('["\u2200",' + '["\u2200\u2200",' * 50_000 + "[]" + "]" * 50_001).encode("utf-16-le")
+FLOOD = 200_000  # small valid progress events in one start
 
 
 class Answers(BaseHTTPRequestHandler):
@@ -39,6 +43,10 @@ class Answers(BaseHTTPRequestHandler):
         crafted, path = self.server.crafted, self.path.split("?")[0].rstrip("/")
         if path == "/hub/api" and crafted == "deep":
             self.send(b"[" * 200_000)
+        elif path.startswith("/hub/api") and crafted == "deep-utf16":
+            self.send(DEEP_UTF16)
+        elif path == "/hub/api/users/alice/server/progress" and crafted == "progress-flood":
+            self.send_flood()
         elif path == "/hub/api/users/alice" and crafted == "huge":
             self.stream(b'{"name": "alice", "servers": {}, "pad": "', 300 * MB, b'"}')
         elif path == "/hub/api/users/alice/server/progress" and crafted == "long-line":
@@ -54,6 +62,18 @@ class Answers(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.send(b"", 202)  # a start under way
+
+    def send_flood(self) -> None:
+        """FLOOD progress events, each another line (its percentage), then ready."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        events = b"".join(b'data: {"progress": %d, "message": "x"}\n\n' % (i % 100) for i in range(FLOOD))
+        try:
+            self.wfile.write(events + b'data: {"progress": 100, "ready": true, "message": "ready"}\n\n')
+        except OSError:
+            pass
+        self.close_connection = True
 
     def send(self, body: bytes, status: int = 200) -> None:
         self.send_response(status)
