@@ -170,12 +170,12 @@ class NoAccessToken(Refused):
 
     def __init__(self) -> None:
         super().__init__(503, "The bridge has no access token for your server yet: the hub did not make one (its "
-                              f"log says why). It asks again with each request; {RUN} check tells what is wrong.")
+                              f"log says why). It asks again with a later request; {RUN} check tells what is wrong.")
 
     @staticmethod
     def because(why: str) -> str:
         """The message when the hub's reason is known (the words Access logged): the client reads it too."""
-        return f"The bridge has no access token for your server: {why} It asks the hub again with each request."
+        return f"The bridge has no access token for your server: {why} It asks the hub again with a later request."
 
 
 def ours(s: Settings) -> Credential:
