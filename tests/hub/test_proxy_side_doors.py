@@ -1,6 +1,7 @@
 """Issue 28: what mitmproxy itself would let through around the bridge's rules. Its own listen options among the
-pass-through arguments, flow files readable by others, and an upstream that sends an endless answer head: against
-the hostile TLS hub on 127.0.0.1 (tests/hostile_hub.py), the bridge as `./run.sh` runs it."""
+pass-through arguments, flow files readable by others, an upstream that sends an endless answer head, and another
+user's process on the bridge's port: against the hostile TLS hub on 127.0.0.1 (tests/hostile_hub.py), the bridge as
+`./run.sh` runs it."""
 
 import os
 import socket
@@ -13,6 +14,9 @@ from bridge_process import ROOT
 from bridge_process import free_port
 from bridge_process import hub_env
 from hostile_hub import PeakRss
+
+from devhub.stop import die_with_parent
+from devhub.stop import stop_processes
 
 START_TIMEOUT = 30
 ANSWER_TIMEOUT = 60  # 100-200 MB from the hostile upstream, on a busy machine
@@ -94,3 +98,37 @@ def test_an_upstreams_endless_answer_head_is_a_502_in_bounded_memory(hostile, st
     assert "over 256 KiB" in answer.text, answer.text[:1000]
     assert 0 < peak.kib < MAX_BRIDGE_RSS_KB, f"peak RSS {peak.kib // 1024} MiB"
     assert bridge.proc.poll() is None, bridge.log()
+
+
+SQUATTER = """
+import os, socket, sys, time
+os.setgid(65534); os.setuid(65534)  # nobody: another user
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+print("listening", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to run a process as another user")
+def test_the_start_warns_when_another_user_listens_on_the_bridges_port(hostile, tmp_path):
+    """A squatter on the bridge's port while it is down receives the IDE's local token: the start says so."""
+    _, hub = hostile
+    port = free_port()
+    squatter = subprocess.Popen(["python3", "-c", SQUATTER, str(port)], stdout=subprocess.PIPE, text=True,
+                                cwd="/", preexec_fn=die_with_parent)
+    try:
+        assert squatter.stdout.readline().strip() == "listening"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JUPYTERHUB"))}
+        env.update(hub_env(hub), JUPYTER_PROXY_IP_OR_NAME="127.0.0.1", JUPYTER_PROXY_PORT=str(port),
+                   JUPYTERHUB_BRIDGE_HOME=str(tmp_path / "home"))
+        proc = subprocess.run([str(ROOT / "run.sh")], env=env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=START_TIMEOUT)
+    finally:
+        stop_processes([squatter], 10)
+    output = proc.stdout + proc.stderr
+    warned = [line for line in output.splitlines() if "has a process listening on port" in line]
+    assert len(warned) == 1 and f"another user (nobody, uid 65534) has a process listening on port {port}" in \
+        warned[0] and "login --new-local-token" in warned[0], output
+    assert proc.returncode != 0, output  # the port is taken: mitmproxy cannot listen

@@ -1,3 +1,4 @@
+import os
 import subprocess
 from pathlib import Path
 
@@ -95,3 +96,41 @@ def test_every_refusal_a_user_reads_is_a_bridge_error_with_its_fix():
     with pytest.raises(ValueError, match="is not a port"):  # a setting's refusal is still a ValueError
         settings.resolve({**{o.name: o.default for o in settings.OPTIONS}, "jupyter_server_ip_or_name": "h",
                           "jupyter_username": "a", "jupyter_server_port": "x"}, {})
+
+
+TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 1 1 0 100 0 0 10 0
+   1: 00000000:1F41 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1002        0 2 1 0 100 0 0 10 0
+   2: 0500000A:1F42 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1003        0 3 1 0 100 0 0 10 0
+   3: 0100007F:1F43 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1004        0 4 1 0 100 0 0 10 0
+"""
+TCP6 = """  sl  local_address                         remote_address                        st tx_queue rx_queue
+   0: 00000000000000000000000001000000:1F40 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1005        0 5
+   1: 0000000000000000FFFF00000100007F:1F44 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1006        0 6
+"""
+
+
+@pytest.mark.parametrize("table, port, bind, uids", [
+    (TCP, 8000, "127.0.0.1", {1001}),  # loopback
+    (TCP, 8001, "127.0.0.1", {1002}),  # every address
+    (TCP, 8002, "127.0.0.1", set()),  # another address: the IDE does not go there
+    (TCP, 8002, "10.0.0.5", {1003}),  # ...unless the bridge listens there
+    (TCP, 8003, "127.0.0.1", set()),  # a connection, not a listener
+    (TCP6, 8000, "127.0.0.1", {1005}),  # ::1, where 'localhost' may go
+    (TCP6, 8004, "127.0.0.1", {1006}),  # ::ffff:127.0.0.1
+])
+def test_listeners_on_the_bridges_port_from_proc_net_tcp(table, port, bind, uids):
+    assert launch.listeners(table, port, bind) == uids
+
+
+def test_another_users_listener_is_warned_about_and_ones_own_or_none_is_not(tmp_path):
+    values = {o.name: o.default for o in settings.OPTIONS}
+    values.update(jupyter_server_ip_or_name="10.0.0.5", jupyter_username="alice")
+    s = settings.resolve(values, {})
+    table = tmp_path / "tcp"
+    table.write_text(TCP.replace(" 1001 ", f" {os.getuid() + 1} "))
+    (warning,) = launch.squatter_warning(s, "127.0.0.1", [table, tmp_path / "absent"])
+    assert f"uid {os.getuid() + 1}) has a process listening on port 8000" in warning and "--new-local-token" in warning
+    table.write_text(TCP.replace(" 1001 ", f" {os.getuid()} "))
+    assert launch.squatter_warning(s, "127.0.0.1", [table]) == []
+    assert launch.squatter_warning(s, "127.0.0.1", [tmp_path / "absent"]) == []  # not Linux: nothing said
