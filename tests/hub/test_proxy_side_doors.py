@@ -132,3 +132,17 @@ def test_the_start_warns_when_another_user_listens_on_the_bridges_port(hostile, 
     assert len(warned) == 1 and f"another user (nobody, uid 65534) has a process listening on port {port}" in \
         warned[0] and "login --new-local-token" in warned[0], output
     assert proc.returncode != 0, output  # the port is taken: mitmproxy cannot listen
+
+
+def test_two_bridges_on_one_login_send_browsers_to_two_host_names(hostile, start_bridge):
+    """Two bridges on one login (one local token) shared one browser name, so the browser sent each the other's
+    cookie, which it forwarded to its own server: the name is per port now."""
+    _, hub = hostile
+    env = {"JUPYTERHUB_API_TOKEN": "t" * 32, "JUPYTER_PROXY_TOKEN": "two-bridges-one-login-local-token"}
+    hosts = []
+    for bridge in (start_bridge(hub, env=env), start_bridge(hub, env=env)):
+        r = httpx.get(f"{bridge.url}/lab?token={env['JUPYTER_PROXY_TOKEN']}", headers={"Sec-Fetch-Mode": "navigate"},
+                      timeout=START_TIMEOUT)
+        assert r.status_code == 302, (r.status_code, r.text)
+        hosts.append(httpx.URL(r.headers["location"]).host)
+    assert all(host.endswith(".localhost") for host in hosts) and hosts[0] != hosts[1], hosts
