@@ -149,7 +149,8 @@ def test_the_access_token_is_asked_for_only_while_there_is_none(caplog):
                        request_flow("/api/status?token=local-secret", Host="evil.example:8000"),
                        request_flow("/api/%2e%2e/status", Authorization="token local-secret")):
             assert access.requestheaders(others) is None  # issue 28: only the bridge's own clients ask the hub
-        assert access.requestheaders(request_flow("/api/status?token=local-secret")) is not None
+        (asking := access.requestheaders(request_flow("/api/status?token=local-secret"))).close()
+        assert asking is not None
         c.use(dataclasses.replace(c.settings, server_token="access-token"))
         assert access.requestheaders(request_flow("/api/status", Authorization="token local-secret")) is None
         access.failed("the hub said \x1b]52;c;aGk=\x07")
