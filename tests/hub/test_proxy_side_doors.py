@@ -58,14 +58,15 @@ def test_mitmproxys_listen_options_stop_the_start_with_the_bridges_setting(hosti
     assert no_listener(port) and no_listener(other)
 
 
-def test_flow_files_are_written_for_their_owner_only(hostile, start_bridge, tmp_path):
-    """`-w` flow files were written with the default umask (0644 under the usual 022): they hold the flows'
-    headers and the browser's host name."""
+@pytest.mark.parametrize("web", [False, True])
+def test_flow_files_are_written_for_their_owner_only(hostile, start_bridge, tmp_path, web):
+    """`-w` flow files were written with the default umask (0644 under the usual 022), by the bridge and by
+    `./run.sh web`: they hold the flows' headers and the browser's host name."""
     _, hub = hostile
     flows = tmp_path / "flows.mitm"
     old = os.umask(0o022)  # the usual one, which the bridge inherits
     try:
-        bridge = start_bridge(hub, env={"JUPYTER_PROXY_TOKEN": ""}, args=["-w", str(flows)])
+        bridge = start_bridge(hub, env={"JUPYTER_PROXY_TOKEN": ""}, args=["-w", str(flows)], web=web)
     finally:
         os.umask(old)
     httpx.get(f"{bridge.url}/api/status", headers={"Authorization": "token theirs"}, timeout=30)
