@@ -6,17 +6,22 @@ the hub token, a token limited to `access:servers!server=<owner>/<server>` that 
 JUPYTER_ACCESS_TOKEN_LIFETIME seconds, sends only that upstream, renews it when a fifth of its lifetime is left
 (open connections stay as they are), and revokes it when it stops cleanly. The start does not wait for the hub: the
 first requests of the bridge's own clients wait for the token; if the hub could not make it, the next request asks
-again (until then they get a 503)."""
+again (until then they get a 503), not sooner than a back-off that doubles after each failure (RETRY_FIRST to
+RETRY_MAX). Requests of other clients (no credential, a foreign Host) neither wait nor ask (addon/core/forward.py
+wants_access_token)."""
 
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable
 from datetime import datetime
 from datetime import timezone
 
 from mitmproxy import http
 
+from addon.core import forward
+from addon.core import guard
 from addon.core import login_record
 from addon.config import Config
 from addon.core.errors import BridgeError
@@ -29,6 +34,7 @@ from addon.renew import seconds_to_renewal
 logger = logging.getLogger(__name__)
 
 RETRY = 30.0  # seconds before a failed renewal is tried again
+RETRY_FIRST, RETRY_MAX = 1.0, 60.0  # seconds between the bridge's clients' attempts to have the first token made
 REVOKE_TIMEOUT = 5.0  # a stop waits this long at most for the hub to revoke the access token
 
 
@@ -41,11 +47,13 @@ def running_loop() -> bool:
 
 
 class Access:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, browsers: guard.BrowserAccess | None = None) -> None:
         self.config = config
+        self.browsers = browsers or guard.BrowserAccess()  # RewriteRequest's: who holds the browser's cookie
         self.token: login_record.HubToken | None = None  # the access token in use, as the hub made it
         self.making: asyncio.Task | None = None  # the one attempt under way
         self.renewal: asyncio.Task | None = None
+        self.backoff, self.retry_at = 0.0, 0.0  # after a failed attempt: its wait, and when it ends (monotonic)
 
     def configure(self, updated: set[str]) -> None:
         """Ask the hub as soon as the settings are known (at start: while the script loads, so that the hub answers
@@ -60,9 +68,11 @@ class Access:
         self.renewal = asyncio.get_running_loop().create_task(self.keep_alive())
 
     def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        """The token is being made, the hub could not make it (or a reconfiguration dropped it): wait for it, or
-        ask again. With the token there (most requests), no coroutine is made."""
-        if flow.live and not flow.response and self.needed():
+        """The token is being made, the hub could not make it (or a reconfiguration dropped it): the bridge's own
+        clients wait for it, or ask again. With the token there (most requests), no coroutine is made."""
+        if flow.live and not flow.response and self.needed() and forward.wants_access_token(
+                flow.request.path, forward.header_table(flow.request.headers.fields), self.config.settings,
+                self.browsers):
             return self.ensure()
         return None
 
@@ -71,8 +81,9 @@ class Access:
         return s is not None and bool(s.hub_token) and not s.server_token
 
     def start_making(self) -> asyncio.Task:
-        """The one attempt under way, started when there is none."""
-        if self.making is None or self.making.done():
+        """The one attempt under way, started when there is none and the back-off after a failure is over (until
+        then, the failed one)."""
+        if self.making is None or self.making.done() and time.monotonic() >= self.retry_at:
             self.making = asyncio.get_running_loop().create_task(self.make())
         return self.making
 
@@ -92,23 +103,26 @@ class Access:
             advice = login_record.refused_token_advice(self.config.stored_token) if e.status == 403 else ""
             self.failed(f"{e.message}. {advice}" if advice else e.message)
             return False
-        self.config.access_problem, old, self.token = "", self.token, new
+        self.config.access_problem, old, self.token, self.backoff = "", self.token, new, 0.0
         self.config.use(dataclasses.replace(self.config.settings, server_token=new.token), self.config.stored_token)
         if new.id is None:
             logger.info("the hub token may not make tokens: it is sent to your own server as it is")
         else:
-            logger.info(f"made the access token for {tokens.access_scope(s.username, s.named_server)}: it "
-                        f"{new.expiry_text()}")
+            logger.info(printable(f"made the access token for {tokens.access_scope(s.username, s.named_server)}: "
+                                  f"it {new.expiry_text()}", LINE))
         if old and (trouble := await tokens.revoke_access(self.config.hub, old)):
             logger.warning(printable(f"could not revoke the previous access token: {trouble}", LINE))
         return True
 
     def failed(self, why: str) -> None:
-        """Log the failure once; the bridge's clients that it leaves without a token are told it too (rewrite.py)."""
+        """Log the failure once; the bridge's clients that it leaves without a token are told it too (rewrite.py).
+        The next attempt waits for the back-off."""
+        self.backoff = min(RETRY_MAX, max(RETRY_FIRST, 2 * self.backoff))
+        self.retry_at = time.monotonic() + self.backoff
         why = printable(why, LINE)
         if why != self.config.access_problem:
-            logger.warning(f"no access token for your server yet ({why}); the bridge asks the hub again with the "
-                           "next request.")
+            logger.warning(f"no access token for your server yet ({why}); the bridge asks the hub again when its "
+                           f"clients next need it, waiting longer after each failure (at most {RETRY_MAX:g} s).")
         self.config.access_problem = why
 
     async def keep_alive(self) -> None:

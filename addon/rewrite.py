@@ -92,9 +92,9 @@ def one_line_for_trailers(record: logging.LogRecord) -> bool:
 class RewriteRequest:
     """Who may use the bridge, and where and with which credential a request goes upstream."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, browsers: guard.BrowserAccess | None = None) -> None:
         self.config = config
-        self.browsers = guard.BrowserAccess()  # this run's browser cookie and spent tickets
+        self.browsers = browsers or guard.BrowserAccess()  # this run's browser cookie and spent tickets
 
     def load(self, loader) -> None:
         logging.getLogger("mitmproxy.proxy.server").addFilter(one_line_for_trailers)

@@ -26,6 +26,10 @@ MB = 2**20
 RUN_TIMEOUT = 60  # the old client ran until its start timeout (30 s here); the bounded one ends within seconds
 PROMPT = 15.0
 MAX_RSS_KB = 200 * 1024
+# 50 000 nested arrays in UTF-16-LE, each after a string whose U+2200 is the bytes 00 22: a byte-reading depth
+# check sees the brackets inside strings; json.loads(bytes) takes UTF-16 and raises RecursionError
+DEEP_UTF16 = ('["\u2200",' + '["\u2200\u2200",' * 50_000 + "[]" + "]" * 50_001).encode("utf-16-le")
+FLOOD = 200_000  # small valid progress events in one start
 
 
 class Answers(BaseHTTPRequestHandler):
@@ -39,10 +43,18 @@ class Answers(BaseHTTPRequestHandler):
         crafted, path = self.server.crafted, self.path.split("?")[0].rstrip("/")
         if path == "/hub/api" and crafted == "deep":
             self.send(b"[" * 200_000)
+        elif path.startswith("/hub/api") and crafted == "deep-utf16":
+            self.send(DEEP_UTF16)
+        elif path == "/hub/api/users/alice/server/progress" and crafted == "progress-flood":
+            self.send_flood()
         elif path == "/hub/api/users/alice" and crafted == "huge":
             self.stream(b'{"name": "alice", "servers": {}, "pad": "', 300 * MB, b'"}')
         elif path == "/hub/api/users/alice/server/progress" and crafted == "long-line":
             self.stream(b"data: ", 30 * MB, b"", content_type="text/event-stream")
+        elif path.startswith("/user/alice/") and crafted == "huge-header":  # the server's answer, through the bridge
+            self.raw(b"HTTP/1.1 200 OK\r\nX-Pad: ", 100 * MB, b"\r\nContent-Length: 0\r\n\r\n")
+        elif path.startswith("/user/alice/") and crafted == "long-status-line":
+            self.raw(b"HTTP/1.1 200 ", 200 * MB, b"\r\n\r\n")
         else:
             found = {"/hub/api": {"version": "6.1.1"}, "/hub/api/user": USER, "/hub/api/users/alice": STOPPED,
                      "/hub/api/users/alice/shared": {"items": []}}.get(path)
@@ -50,6 +62,18 @@ class Answers(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.send(b"", 202)  # a start under way
+
+    def send_flood(self) -> None:
+        """FLOOD progress events, each another line (its percentage), then ready."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        events = b"".join(b'data: {"progress": %d, "message": "x"}\n\n' % (i % 100) for i in range(FLOOD))
+        try:
+            self.wfile.write(events + b'data: {"progress": 100, "ready": true, "message": "ready"}\n\n')
+        except OSError:
+            pass
+        self.close_connection = True
 
     def send(self, body: bytes, status: int = 200) -> None:
         self.send_response(status)
@@ -64,6 +88,18 @@ class Answers(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(head) + size + len(tail)))
         self.end_headers()
+        try:
+            self.wfile.write(head)
+            for _ in range(size // MB):
+                self.wfile.write(b"x" * MB)
+            self.wfile.write(tail)
+        except OSError:
+            pass  # the client hung up: what a bounded client does
+        self.close_connection = True
+
+
+    def raw(self, head: bytes, size: int, tail: bytes) -> None:
+        """An answer's bytes as they are: `head`, `size` bytes of 'x' (a MiB at a time) and `tail`."""
         try:
             self.wfile.write(head)
             for _ in range(size // MB):
@@ -126,9 +162,9 @@ class PeakRss(threading.Thread):
                 pass
 
 
-def run_sh(hub: dict, tmp_path, *args: str) -> tuple[int, str, float, int]:
-    """./run.sh ARGS against the hub: (exit status, stdout + stderr, seconds taken, peak RSS in KiB of the
-    command's Python). Killed after RUN_TIMEOUT."""
+def run_sh(hub: dict, tmp_path, *args: str, stdin: bytes = b"") -> tuple[int, str, float, int]:
+    """./run.sh ARGS against the hub, `stdin` on its standard input: (exit status, stdout + stderr, seconds taken,
+    peak RSS in KiB of the command's Python). Killed after RUN_TIMEOUT."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JUPYTERHUB"))}
     env.update(hub_env(hub), JUPYTERHUB_API_TOKEN="t" * 32, JUPYTER_START_TIMEOUT="30",
                JUPYTER_PROXY_IP_OR_NAME="127.0.0.1", JUPYTER_PROXY_PORT="8123",
@@ -137,7 +173,9 @@ def run_sh(hub: dict, tmp_path, *args: str) -> tuple[int, str, float, int]:
     t0 = time.monotonic()
     with open(out, "wb") as sink:
         proc = subprocess.Popen([str(ROOT / "run.sh"), *args], env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.PIPE, start_new_session=True)
+    proc.stdin.write(stdin)  # a token's worth: within the pipe's buffer
+    proc.stdin.close()
     peak = PeakRss(proc.pid)
     peak.start()
     try:

@@ -4,6 +4,7 @@ The settings are checked here first so that a bad one stops the start with one l
 
 import asyncio
 import dataclasses
+import ipaddress
 import os
 import socket
 import sys
@@ -72,12 +73,96 @@ def own_confdir(environ) -> str:
     return str(where / "mitmproxy")
 
 
+# mitmproxy's own listen options, which would bypass the bridge's rules (loopback unless asked, a local token off
+# loopback, the banner's address, the reverse mode to the hub): option -> its spellings and the bridge's setting
+LISTEN_OPTIONS = {
+    "listen_host": (("--listen-host",), "", "JUPYTER_PROXY_IP_OR_NAME (--set jupyter_proxy_ip_or_name=...)"),
+    "listen_port": (("--listen-port",), "p", "JUPYTER_PROXY_PORT (--set jupyter_proxy_port=...)"),
+    "mode": (("--mode",), "m", "JUPYTER_SERVER_IP_OR_NAME and JUPYTER_SERVER_PORT (the bridge is a reverse proxy "
+                               "to the hub)"),
+}
+SWITCHES = "hqvnk"  # mitmproxy's one-letter options without a value: `-qp 8000` is `-q -p 8000`
+
+
+def listen_option(arg: str) -> str | None:
+    """The mitmproxy listen option that `arg` gives, spelt as argparse takes it (`--listen-host`, an
+    abbreviation such as `--listen-h`, `--mode=...`, `-p8000`, `-qp`), or None."""
+    if arg.startswith("--"):
+        flag = arg.partition("=")[0]
+        return next((name for name, (flags, _, _) in LISTEN_OPTIONS.items()
+                     if len(flag) > 2 and any(f.startswith(flag) for f in flags)), None)
+    if arg.startswith("-") and len(arg) > 1:
+        letter = arg[1:].lstrip(SWITCHES)[:1]
+        return next((name for name, (_, short, _) in LISTEN_OPTIONS.items() if short and letter == short), None)
+    return None
+
+
 def own_options(extra: list[str]) -> None:
-    """Refuse a confdir among the user's mitmproxy arguments: it would bring its own config.yaml back."""
+    """Refuse what would undo the bridge's own mitmproxy options among the user's arguments: a confdir (it would
+    bring its own config.yaml back), and mitmproxy's listen options and reverse mode, also as `--set`."""
     values = [b for a, b in zip(extra, extra[1:]) if a == "--set"] + [a[6:] for a in extra if a.startswith("--set=")]
     if any(value.startswith("confdir=") for value in values):
         raise ValueError("confdir: the bridge runs mitmproxy with a folder of its own (its config.yaml applies "
                          "after the command line); leave confdir out.")
+    for given, name in [*((a, listen_option(a)) for a in extra if a != "--set" and not a.startswith("--set=")),
+                        *((f"--set {v}", v.partition("=")[0]) for v in values)]:
+        if name in LISTEN_OPTIONS:
+            raise ValueError(f"{given.partition('=')[0]}: the bridge sets "
+                             f"mitmproxy's {name} itself, from {LISTEN_OPTIONS[name][2]}; leave it out.")
+
+
+LISTEN_STATE = "0A"  # TCP_LISTEN in /proc/net/tcp{,6}
+
+
+def proc_address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address as /proc/net/tcp{,6} writes it: 32-bit words in the host's byte order, in hex."""
+    raw = bytes.fromhex(hex_address)
+    words = b"".join(raw[i:i + 4][::-1] if sys.byteorder == "little" else raw[i:i + 4] for i in range(0, len(raw), 4))
+    ip = ipaddress.ip_address(words)
+    return ip.ipv4_mapped or ip if ip.version == 6 else ip
+
+
+def listeners(table: str, port: int, bind: str) -> set[int]:
+    """The uids of the sockets in a /proc/net/tcp{,6} table that listen on `port` where a client of the bridge
+    (at `bind`, or at 'localhost') would reach them: `bind`, a loopback address, or every address."""
+    uids = set()
+    for line in table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8 or fields[3] != LISTEN_STATE:
+            continue
+        address, _, hex_port = fields[1].partition(":")
+        ip = proc_address(address)
+        if int(hex_port, 16) == port and (ip.is_loopback or ip.is_unspecified or str(ip) == bind):
+            uids.add(int(fields[7]))
+    return uids
+
+
+def squatter_warning(s: settings.Settings, bind: str, tables: Sequence[Path] = (Path("/proc/net/tcp"),
+                                                                             Path("/proc/net/tcp6"))) -> list[str]:
+    """A warning when another user's process listens on the bridge's port while it is down: the IDE would send it
+    the bridge's local token (and `open`'s ticket goes there too). Linux only (where /proc/net/tcp is); elsewhere
+    nothing is said."""
+    uids = set()
+    for table in tables:
+        try:
+            uids |= listeners(table.read_text(), s.listen_port, bind)
+        except (OSError, ValueError):
+            continue
+    others = sorted(uids - {os.getuid()})
+    if not others:
+        return []
+    who = ", ".join(account(uid) for uid in others)
+    return [f"  warning: another user ({who}) has a process listening on port {s.listen_port}: an IDE that connects "
+            f"there while the bridge is down sends it the bridge's token. Use another JUPYTER_PROXY_PORT; if your "
+            f"IDE has reached it, replace the token ({RUN} login --new-local-token, or a new JUPYTER_PROXY_TOKEN)."]
+
+
+def account(uid: int) -> str:
+    import pwd  # POSIX only, as /proc is: not imported where the bridge may run without it (Windows)
+    try:
+        return f"{pwd.getpwuid(uid).pw_name}, uid {uid}"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def connect_url(s: settings.Settings) -> str:
@@ -158,11 +243,12 @@ def main(argv: list[str]) -> int:
             notes.append(f"  warning: the hub token {RUN} login stored is not used: {why}")
         notes += store.origin_lines(stored, os.environ, set_overrides(extra), settings.ENV_OF, s.hub_token,
                                     s.local_secret)
+        notes += squatter_warning(s, bind_address(s.listen_host))
     except socket.gaierror as e:
         print(f"error: JUPYTER_PROXY_IP_OR_NAME: cannot resolve it ({e.strerror}).", file=sys.stderr)
         return 1
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(printable(f"error: {e}", LINE), file=sys.stderr)  # the hub's words (a user name, a message) escaped
         return 1
     print(banner(s, notes), flush=True)
     # The bridge's addons resolve the settings again: give them the same local secret, user and stored login settings.

@@ -181,7 +181,8 @@ async def swap(s: Settings, given: login_record.HubToken) -> tuple[login_record.
         return None, why
     answer = await h.revoke_token(me.name, me.token_id or given.id or "")
     if answer.status != 204:
-        print(f"  could not revoke {given.user}'s given token: {printable(hub.hub_message(answer.status, answer.body))}")
+        print(printable(f"  could not revoke {given.user}'s given token: "
+                        f"{hub.hub_message(answer.status, answer.body)}", LINE))
     return made, ""
 
 

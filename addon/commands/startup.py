@@ -24,13 +24,24 @@ mitmproxy's own check would. The bridge's addons still come through `-s addon/ma
 ScriptLoader's place in the chain, they see flows before `Save` (`-w`) and the dumper do (field note 25)."""
 
 import asyncio
+import os
 import sys
 
+from h11._receivebuffer import ReceiveBuffer
 from mitmproxy import master
+from mitmproxy.proxy import commands
+from mitmproxy.proxy import events
+from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.proxy.layers.http._base import ReceiveHttp
+from mitmproxy.proxy.layers.http._events import ErrorCode
+from mitmproxy.proxy.layers.http._events import ResponseProtocolError
 from mitmproxy.tools import cmdline
 from mitmproxy.tools import main as mitmproxy_main
 
 SCRIPT_LOAD_TURNS = 1000  # loop turns given to the `-s` scripts' loading task (mitmproxy 12.3.1 needs 2)
+# An upstream's status line and header block: a hub's and a server's are a few KiB (the Hub client allows 16 KiB,
+# h11's default); beyond this the answer is a 502 that says so.
+RESPONSE_HEAD_LIMIT = 256 * 1024
 
 
 async def listen_later() -> bool:
@@ -74,6 +85,33 @@ def listening_after_start(master_cls: type[master.Master], confdir: str) -> type
     return ListeningAfterStart
 
 
+def bound_response_heads() -> None:
+    """Bound what mitmproxy holds of an upstream's HTTP/1 answer before its head is complete (field note 51).
+
+    mitmproxy 12 appends whatever the server sends to the connection's ReceiveBuffer until a blank line ends the
+    head (`Http1Client.read_headers`, "FIXME: protect against header size DoS"), without a limit: a server that
+    sends a 100 MB header or a 200 MB status line had the bridge hold 599 MB and 1.72 GB. No addon hook sees an
+    answer before its head is parsed, and mitmproxy has no option for it, so the one method is wrapped here, once,
+    before any connection exists: after mitmproxy's own step, a head still incomplete beyond RESPONSE_HEAD_LIMIT
+    ends the server connection with a protocol error, which mitmproxy answers as a 502 with that reason (as for a
+    head it cannot parse). Everything else stays mitmproxy's own code. HTTP/1 is all there is to bound: the bridge's
+    clients speak plain HTTP, so mitmproxy offers the server no ALPN (TlsConfig.tls_start_server) and the
+    upstream answers in HTTP/1.1."""
+    read_headers = _http1.Http1Client.read_headers
+
+    def bounded_read_headers(self, event: events.ConnectionEvent):
+        yield from read_headers(self, event)
+        if (isinstance(event, events.DataReceived) and self.state == self.read_headers
+                and self.stream_id is not None and len(self.buf) > RESPONSE_HEAD_LIMIT):
+            self.buf, self.state = ReceiveBuffer(), self.done
+            yield commands.CloseConnection(self.conn)
+            yield ReceiveHttp(ResponseProtocolError(
+                self.stream_id, f"the server's status line and headers are over {RESPONSE_HEAD_LIMIT // 1024} KiB: "
+                "refused", ErrorCode.GENERIC_SERVER_ERROR))
+
+    _http1.Http1Client.read_headers = bounded_read_headers
+
+
 def dump_filter(args) -> dict:
     """As mitmproxy's `mitmdump` command: a filter expression among the arguments limits what is shown/saved."""
     if not args.filter_args:
@@ -86,6 +124,10 @@ def main(argv: list[str], confdir: str) -> None:
     """Run mitmdump or mitmweb (argv[0]) with the rest of argv as their arguments and mitmproxy's folder `confdir`.
     Each imports only its own tool: mitmdump has no use for mitmweb's web application."""
     tool, args = argv[0], argv[1:]
+    # What mitmproxy writes (`-w`/save_stream_file flows, mitmweb's included) holds the flows' headers and the
+    # browser's host name, which is a secret (guard.py): owner-only, as the login file is, whatever the umask.
+    os.umask(0o077)
+    bound_response_heads()
     sys.argv[0] = tool  # mitmproxy's usage and error lines name the command, as when run as mitmdump/mitmweb
     if tool == "mitmweb":
         from mitmproxy.tools.web import master as web_master

@@ -34,7 +34,9 @@ def browser_authority(local_secret: str, listen_host: str, port: int) -> str | N
     secret, or not on loopback, where `*.localhost` would name the browser's machine)."""
     if not local_secret or not is_loopback(listen_host):
         return None
-    return f"{_mac(local_secret, 'browser-host')[:20]}.localhost:{port}"
+    # One name per port: two bridges on one login (one local secret) on one name would each get the other's
+    # cookie from the browser, which scopes cookies by host name, not port, and forward it to its own server.
+    return f"{_mac(local_secret, f'browser-host:{port}')[:20]}.localhost:{port}"
 
 
 def browser_of(s: Settings) -> str | None:
@@ -168,12 +170,12 @@ class NoAccessToken(Refused):
 
     def __init__(self) -> None:
         super().__init__(503, "The bridge has no access token for your server yet: the hub did not make one (its "
-                              f"log says why). It asks again with each request; {RUN} check tells what is wrong.")
+                              f"log says why). It asks again with a later request; {RUN} check tells what is wrong.")
 
     @staticmethod
     def because(why: str) -> str:
         """The message when the hub's reason is known (the words Access logged): the client reads it too."""
-        return f"The bridge has no access token for your server: {why} It asks the hub again with each request."
+        return f"The bridge has no access token for your server: {why} It asks the hub again with a later request."
 
 
 def ours(s: Settings) -> Credential:

@@ -3,6 +3,8 @@ start it once however many requests notice, and let them all wait for that one s
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -23,6 +25,7 @@ STOPPED_REDIRECTS = ("user/", "spawn-pending/", "spawn/")
 STOPPED_STATUSES = frozenset({301, 302, 303, 307, 403, 424, 503})  # the only ones stopped_answer can be true for
 RETRY_INTERVAL = 0.5  # between asking for a start and its progress stream being there
 REFUSAL_WAIT = 5.0  # for the start request's own answer after the progress stream said the spawn failed
+PROGRESS_INTERVAL = 0.25  # seconds between two progress lines, at least
 
 
 class StartFailed(BridgeError):
@@ -99,10 +102,21 @@ def refusal(e: HubError, s: Settings) -> str:
     return f"The hub could not start your server: {e.message}. See {s.hub_home}."
 
 
-def log_progress(event: dict) -> None:
-    """One line of the hub's progress, in the bridge's log and in `./run.sh start`: the hub's words escaped."""
-    line = f"Starting your server: {event.get('progress', '?')}% {event.get('message', '')}".rstrip()
-    logger.info(printable(line, LINE))
+class ProgressLog:
+    """The hub's progress of one start as lines in the bridge's log and in `./run.sh start`, the hub's words
+    escaped: a line only when it changes, and at most one per PROGRESS_INTERVAL, except the last one (ready or
+    failed). A hub that floods small valid events (916,604 lines in one start) gets a few lines a second."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock, self.last, self.at = clock, "", -math.inf
+
+    def __call__(self, event: dict) -> None:
+        line = printable(f"Starting your server: {event.get('progress', '?')}% {event.get('message', '')}".rstrip(),
+                         LINE)
+        now, last = self.clock(), event.get("ready") or event.get("failed")
+        if line != self.last and (last or now - self.at >= PROGRESS_INTERVAL):
+            self.last, self.at = line, now
+            logger.info(line)
 
 
 async def start_and_wait(hub, s: Settings) -> None:
@@ -128,6 +142,7 @@ async def _start_and_follow(hub, user: str, server: str, options: dict | None = 
     # The hub answers the start request only when the spawn ends (or after its slow_spawn_timeout), so the
     # progress stream is followed meanwhile; a start refused with 400 ('pending stop') is asked for again.
     post = asyncio.ensure_future(hub.start(user, server, options))
+    log_progress = ProgressLog()
     try:
         while True:
             try:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from dataclasses import replace
 
 from addon.core.errors import HubError
+from addon.core.printable import has_controls
+from addon.core.printable import printable
 
 REACH = frozenset({"access:servers"})
 START = frozenset({"start:servers", "servers", "admin:servers"})
@@ -73,8 +75,11 @@ class TokenOwner:
 
 
 def from_model(me: dict) -> TokenOwner:
-    """The TokenOwner of the hub's answer to GET /hub/api/user."""
+    """The TokenOwner of the hub's answer to GET /hub/api/user. Raises HubError(0) for a name with control
+    characters, which no JupyterHub user has: it would reach terminals, logs, URLs and token notes."""
     name = str(me.get("name") or "")
+    if has_controls(name):
+        raise HubError(0, f"the hub named the token's owner '{printable(name)}', with control characters: refused")
     scopes = frozenset(me.get("scopes") or ())
     if scopes & {"inherit", "self"}:
         scopes |= {f"{scope}!user={name}" for scope in OWN}

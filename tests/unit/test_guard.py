@@ -96,6 +96,8 @@ def test_the_browser_host_is_a_secret_localhost_name():
     assert guard.browser_of(make(local="other-secret-0123456789")) != BROWSER
     assert guard.browser_of(make(local="")) is None
     assert guard.browser_of(make(listen="0.0.0.0")) is None  # *.localhost would be the browser's own machine
+    other_port = guard.browser_of(dataclasses.replace(S, listen_port=8001))  # a second bridge on the same login
+    assert other_port.endswith(".localhost:8001") and other_port.split(":")[0] != BROWSER.split(":")[0]
     guard.check_caller(Headers(host=BROWSER, origin=f"http://{BROWSER}", sec_fetch_site="same-origin"), S)
 
 

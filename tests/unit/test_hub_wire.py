@@ -119,3 +119,12 @@ async def test_a_body_over_16_mib_is_refused_naming_the_hub():
     with pytest.raises(wire.HubError, match=r"^the hub at https://10\.1\.2\.3:8443/ sent an answer over 16 MiB: "
                                             r"refused$"):
         await answer_of(300 * MB, resolved())
+
+
+def test_json_other_than_utf8_is_no_json():
+    """Issue 28: json.loads(bytes) takes UTF-16 and UTF-32, whose bytes can hide brackets from the depth check."""
+    deep = ('["\u2200",' + '["\u2200\u2200",' * 50_000 + "[]" + "]" * 50_001).encode("utf-16-le")
+    for text in (deep, '{"a": 1}'.encode("utf-16"), '{"a": 1}'.encode("utf-32"), b"\xff{}"):
+        with pytest.raises(ValueError):
+            wire.loads(text)
+    assert wire.loads('{"name": "élodie"}'.encode()) == {"name": "élodie"}

@@ -1,3 +1,4 @@
+import os
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,25 @@ ROOT = Path(__file__).resolve().parents[2]
 ])
 def test_set_overrides(args, found):
     assert launch.set_overrides(args) == found
+
+
+@pytest.mark.parametrize("args, refused", [
+    (["--listen-host", "0.0.0.0"], "--listen-host: the bridge sets mitmproxy's listen_host itself, from "
+                                   "JUPYTER_PROXY_IP_OR_NAME"),
+    (["--listen-h=0.0.0.0"], "--listen-h: "), (["--listen-port", "9"], "--listen-port: "),
+    (["-p", "9"], "-p: the bridge sets mitmproxy's listen_port itself, from JUPYTER_PROXY_PORT"),
+    (["-p9"], "-p9: "), (["-qp", "9"], "-qp: "), (["-m", "regular"], "-m: "), (["--mode=regular"], "--mode: "),
+    (["-mregular"], "-mregular: "), (["--set", "listen_host=0.0.0.0"], "--set listen_host: "),
+    (["--set=listen_port=9"], "--set listen_port: "), (["--set", "mode=regular"], "--set mode: "),
+    (["-w", "x", "--set", "flow_detail=2", "-q", "--modify-body", "/a/b", "~u", "-x"], None),
+])
+def test_mitmproxys_listen_options_are_refused_with_the_bridges_setting(args, refused):
+    if refused is None:
+        launch.own_options(args)
+        return
+    with pytest.raises(ValueError) as e:
+        launch.own_options(args)
+    assert str(e.value).startswith(refused) and str(e.value).endswith("leave it out."), e.value
 
 
 def test_bind_address():
@@ -76,3 +96,41 @@ def test_every_refusal_a_user_reads_is_a_bridge_error_with_its_fix():
     with pytest.raises(ValueError, match="is not a port"):  # a setting's refusal is still a ValueError
         settings.resolve({**{o.name: o.default for o in settings.OPTIONS}, "jupyter_server_ip_or_name": "h",
                           "jupyter_username": "a", "jupyter_server_port": "x"}, {})
+
+
+TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 1 1 0 100 0 0 10 0
+   1: 00000000:1F41 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1002        0 2 1 0 100 0 0 10 0
+   2: 0500000A:1F42 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1003        0 3 1 0 100 0 0 10 0
+   3: 0100007F:1F43 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1004        0 4 1 0 100 0 0 10 0
+"""
+TCP6 = """  sl  local_address                         remote_address                        st tx_queue rx_queue
+   0: 00000000000000000000000001000000:1F40 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1005        0 5
+   1: 0000000000000000FFFF00000100007F:1F44 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1006        0 6
+"""
+
+
+@pytest.mark.parametrize("table, port, bind, uids", [
+    (TCP, 8000, "127.0.0.1", {1001}),  # loopback
+    (TCP, 8001, "127.0.0.1", {1002}),  # every address
+    (TCP, 8002, "127.0.0.1", set()),  # another address: the IDE does not go there
+    (TCP, 8002, "10.0.0.5", {1003}),  # ...unless the bridge listens there
+    (TCP, 8003, "127.0.0.1", set()),  # a connection, not a listener
+    (TCP6, 8000, "127.0.0.1", {1005}),  # ::1, where 'localhost' may go
+    (TCP6, 8004, "127.0.0.1", {1006}),  # ::ffff:127.0.0.1
+])
+def test_listeners_on_the_bridges_port_from_proc_net_tcp(table, port, bind, uids):
+    assert launch.listeners(table, port, bind) == uids
+
+
+def test_another_users_listener_is_warned_about_and_ones_own_or_none_is_not(tmp_path):
+    values = {o.name: o.default for o in settings.OPTIONS}
+    values.update(jupyter_server_ip_or_name="10.0.0.5", jupyter_username="alice")
+    s = settings.resolve(values, {})
+    table = tmp_path / "tcp"
+    table.write_text(TCP.replace(" 1001 ", f" {os.getuid() + 1} "))
+    (warning,) = launch.squatter_warning(s, "127.0.0.1", [table, tmp_path / "absent"])
+    assert f"uid {os.getuid() + 1}) has a process listening on port 8000" in warning and "--new-local-token" in warning
+    table.write_text(TCP.replace(" 1001 ", f" {os.getuid()} "))
+    assert launch.squatter_warning(s, "127.0.0.1", [table]) == []
+    assert launch.squatter_warning(s, "127.0.0.1", [tmp_path / "absent"]) == []  # not Linux: nothing said

@@ -165,3 +165,19 @@ async def test_timeout_is_shared_and_says_so():
     starter = lifecycle.Starter(lambda: asyncio.sleep(10), timeout=0.1)
     results = await asyncio.gather(starter.run(), starter.run(), return_exceptions=True)
     assert all(isinstance(r, lifecycle.StartFailed) and "within 0.1 s" in str(r) for r in results)
+
+
+def test_progress_lines_are_printed_when_they_change_a_few_a_second_at_most(caplog):
+    """Issue 28: a hub's flood of small valid progress events printed 916,604 lines in one start."""
+    now = [0.0]
+    log = lifecycle.ProgressLog(clock=lambda: now[0])
+    with caplog.at_level("INFO"):
+        for i in range(10_000):  # a second's flood: each event another line, and each repeated
+            now[0] = i / 10_000
+            log({"progress": i // 2, "message": "x"})
+        log({"progress": 99, "message": "x"})  # a new line within the interval: not shown...
+        log({"progress": 100, "ready": True, "message": "ready"})  # ...the last one is
+        log({"progress": 100, "ready": True, "message": "ready"})  # shown once
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "Starting your server: 0% x" and lines[-1] == "Starting your server: 100% ready"
+    assert len(lines) == 4 + 1 and len(set(lines)) == len(lines), lines  # at 0, 0.25, 0.5 and 0.75 s; the last

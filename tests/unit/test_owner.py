@@ -124,3 +124,15 @@ async def test_the_hub_is_asked_once_and_for_the_expiry_only_when_wanted(answer,
     me = await owner.whose_token(hub, expiry=True)
     assert hub.calls == ["whoami", "token_model alice a7"]
     assert (me.expires_at, me.expiry_known) == (expires_at, known)
+
+
+@pytest.mark.parametrize("name", ["al\x1bice", "alice\n", "ali\u202ece", "a\u2028b", "\x07"])
+def test_a_user_name_with_control_characters_is_refused(name):
+    with pytest.raises(HubError, match="with control characters: refused") as e:
+        owner.from_model({"name": name})
+    assert "\x1b" not in e.value.message and "\n" not in e.value.message and e.value.status == 0
+
+
+@pytest.mark.parametrize("name", ["alice", "élodie", "李雷", "a.b-c_d@example.org"])
+def test_a_user_name_of_any_script_is_taken(name):
+    assert owner.from_model({"name": name}).name == name

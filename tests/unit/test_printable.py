@@ -69,6 +69,6 @@ def test_the_banner_shows_the_hubs_user_and_server_names_escaped():
 def test_the_hubs_progress_lines_are_escaped(caplog):
     from addon.core import lifecycle
     with caplog.at_level("INFO"):
-        lifecycle.log_progress({"progress": PAYLOAD, "message": PAYLOAD})
+        lifecycle.ProgressLog()({"progress": PAYLOAD, "message": PAYLOAD})
     shown = printable(PAYLOAD)
     assert [r.getMessage() for r in caplog.records] == [f"Starting your server: {shown}% {shown}"]
