@@ -1,5 +1,5 @@
 """Login profiles (issue 31): which profile a command uses, where each keeps its login, and `profile list/use/remove`
-on stored files (the real-hub side is tests/hub/test_profiles.py)."""
+on stored files (the real-hub side is tests/hub/test_profiles.py; this file is named apart from it, as pytest imports test files by their base name)."""
 
 import os
 import stat
