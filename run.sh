@@ -131,6 +131,9 @@ run_tests() {
   ensure_venv .venv requirements.txt
   ensure_venv .venv-test requirements-test.txt
   ensure_venv .venv-hub requirements-hub.txt
+  # The older hubs some real-hub tests also run against (tests/conftest.py `hub_versions`).
+  ensure_venv .venv-hub5 requirements-hub5.txt
+  ensure_venv .venv-hub4 requirements-hub4.txt
   ensure_node
   ensure_npm tests/clients
   ensure_chromium

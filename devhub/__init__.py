@@ -1,6 +1,6 @@
 """A real, local JupyterHub for the demo, the tests and the benchmarks.
 
-``python -m devhub --workdir DIR`` (run with the hub venv's python) starts JupyterHub 6 behind
+``python -m devhub --workdir DIR`` (run with the hub venv's python) starts the JupyterHub of that venv (6.1, 5.5 or 4.1) behind
 configurable-http-proxy with TLS from a private CA whose server certificate names only
 ``jupyterhub``, creates users with API tokens, starts their servers and writes a JSON ready file.
 See ``python -m devhub --help``, :mod:`devhub.cli` and :mod:`devhub.hub`.

@@ -62,6 +62,22 @@ def log_tail(log: Path, n: int = 25) -> str:
         return "(no log)"
 
 
+def hub_version() -> str:
+    """The version of the JupyterHub in this venv (devhub runs the hub of the venv it runs in)."""
+    from importlib.metadata import version
+    return version("jupyterhub")
+
+
+def missing_features(version: str, args: argparse.Namespace) -> str | None:
+    """Why this hub's version cannot run with these options (sharing came in 5.0, oauth_require_pkce in 6.0)."""
+    major = int(version.split(".", 1)[0])
+    if args.sharing and major < 5:
+        return f"--sharing: JupyterHub {version} has no sharing (5.0 and later)"
+    if args.oauth_require_pkce and major < 6:
+        return f"--oauth-require-pkce: JupyterHub {version} cannot require PKCE (6.0 and later)"
+    return None
+
+
 class DevHub:
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -128,6 +144,8 @@ class DevHub:
     def _prepare(self) -> None:
         if not os.access(CHP, os.X_OK):
             raise Failed(f"configurable-http-proxy not found at {CHP}; run: npm ci --prefix devhub")
+        if why := missing_features(hub_version(), self.args):
+            raise Failed(why)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o700)  # settings.json, the key and the ready file hold secrets
         if self.ready_file:
@@ -206,7 +224,7 @@ class DevHub:
             "pid": os.getpid(), "hub_pid": self.proc.pid,
             "hub_url": f"https://127.0.0.1:{port}", "public_url": f"https://127.0.0.1:{port}{a.base_url}",
             "host": "127.0.0.1", "port": port, "tls_name": TLS_NAME, "ca_file": str(certs["ca_file"]),
-            "base_url": a.base_url, "hub_api_internal": api.api_url, "hub_port": ports["hub_port"],
+            "base_url": a.base_url, "hub_version": hub_version(), "hub_api_internal": api.api_url, "hub_port": ports["hub_port"],
             "proxy_api_port": ports["proxy_api_port"], "admin_service": ADMIN_SERVICE,
             "admin_token": admin_token, "authenticator": a.authenticator, "sharing": a.sharing,
             "users": users, "servers_started": not a.no_start, "iopub_data_rate_limit": a.iopub_data_rate_limit,

@@ -8,7 +8,9 @@ import json
 import os
 from pathlib import Path
 
+from jupyterhub import version_info
 from jupyterhub.auth import Authenticator
+from jupyterhub.scopes import scope_definitions
 from tornado import web
 
 c = get_config()  # noqa: F821
@@ -61,10 +63,22 @@ c.JupyterHub.cleanup_servers = True
 c.JupyterHub.cleanup_proxy = True
 c.JupyterHub.allow_named_servers = True
 
+# devhub runs the hub of the venv it runs in (devhub/launcher.py HUB_VENVS): 6.x, 5.5.x or 4.1.x. What an older one
+# lacks is left out here, and devhub refuses the options that need it (devhub/hub.py).
+HUB = version_info[:2]
+
+
+def defined(scopes):
+    """The scopes this hub defines (4.1 has no admin:services, no read:users:shares), filters kept."""
+    return [scope for scope in scopes if scope.split("!", 1)[0] in scope_definitions]
+
 # Users: a shared demo password, or a sign-in that takes no password.
-if s["authenticator"] == "password":
+if s["authenticator"] == "password" and HUB >= (5, 3):
     c.JupyterHub.authenticator_class = "shared-password"
     c.SharedPasswordAuthenticator.user_password = s["password"]
+elif s["authenticator"] == "password":  # SharedPasswordAuthenticator came in 5.3
+    c.JupyterHub.authenticator_class = "dummy"
+    c.DummyAuthenticator.password = s["password"]
 else:
     c.JupyterHub.authenticator_class = SSOAuthenticator
 c.Authenticator.allowed_users = set(s["users"])
@@ -94,27 +108,31 @@ if s["record_auth"]:  # each server records the Authorization header of every re
     c.Spawner.environment["JUPYTER_CONFIG_PATH"] = s["record_auth_dir"]
     c.Spawner.environment["DEVHUB_AUTH_RECORD"] = lambda spawner: str(
         Path(s["record_auth_dir"]) / f"{spawner.user.name}.jsonl")
-c.Spawner.apply_user_options = check_profile
+if HUB >= (5, 3):  # apply_user_options came in 5.3; an older hub takes any profile
+    c.Spawner.apply_user_options = check_profile
 if s["spawn_fail"] or s["spawn_delay"]:
     c.Spawner.pre_spawn_hook = pre_spawn
 
 # The devhub-admin service manages users, servers and tokens; with sharing, users may share their servers.
 c.JupyterHub.services = [{"name": s["admin_service"], "api_token": s["admin_token"]}]
 # An OAuth client (--oauth-client): its secret is its API token and it has no roles, so that token can do nothing;
-# users need access:services!service=<name> to authorize it (JupyterHub 6: extra_user_scopes).
+# users need access:services!service=<name> to authorize it (JupyterHub 6: extra_user_scopes; older hubs: in the
+# user role below).
 oauth = s["oauth_client"]
 OAUTH_USER_SCOPES = [f"access:services!service={oauth['name']}"] if oauth else []
 if oauth:
     c.JupyterHub.services.append({
         "name": oauth["name"], "api_token": oauth["client_secret"], "oauth_client_id": oauth["client_id"],
-        "oauth_redirect_uri": oauth["redirect_uri"], "oauth_client_allowed_scopes": oauth["allowed_scopes"]})
-    c.JupyterHub.extra_user_scopes = set(OAUTH_USER_SCOPES)
-    c.JupyterHub.oauth_require_pkce = oauth["require_pkce"]
-# Sharing needs the shares scope on one's own servers and the names of those one shares with. A user role given
-# here replaces the default one, so extra_user_scopes would be ignored: the OAuth scope goes in it too.
-SHARING_USER_SCOPES = ["self", "shares!user", "read:users:name", "read:groups:name", *OAUTH_USER_SCOPES]
+        "oauth_redirect_uri": oauth["redirect_uri"], "oauth_client_allowed_scopes": defined(oauth["allowed_scopes"])})
+    if HUB >= (6, 0):  # extra_user_scopes and oauth_require_pkce came in 6.0 (5.x takes PKCE but cannot require it)
+        c.JupyterHub.extra_user_scopes = set(OAUTH_USER_SCOPES)
+        c.JupyterHub.oauth_require_pkce = oauth["require_pkce"]
+# Sharing (5.0+) needs the shares scope on one's own servers and the names of those one shares with. A user role
+# given here replaces the default one, so extra_user_scopes would be ignored: the OAuth scope goes in it too.
+USER_SCOPES = ["self", *(["shares!user", "read:users:name", "read:groups:name"] if s["sharing"] else []),
+               *OAUTH_USER_SCOPES]
 c.JupyterHub.load_roles = [
-    {"name": s["admin_service"], "description": "devhub administration", "scopes": s["admin_scopes"],
+    {"name": s["admin_service"], "description": "devhub administration", "scopes": defined(s["admin_scopes"]),
      "services": [s["admin_service"]]},
-    *([{"name": "user", "scopes": SHARING_USER_SCOPES}] if s["sharing"] else []),
+    *([{"name": "user", "scopes": USER_SCOPES}] if s["sharing"] or (oauth and HUB < (6, 0)) else []),
 ]

@@ -2,8 +2,8 @@
 benchmark and the demo.
 
 Standard library only: the tests and the benchmark run in .venv-test and the demo in .venv, while devhub runs in
-.venv-hub. ``DevHubProcess.launch(workdir, users="alice,bob", sharing=True)`` starts
-``.venv-hub/bin/python -m devhub`` with the keyword arguments as its options (``--users alice,bob --sharing``;
+.venv-hub (.venv-hub5, .venv-hub4: the older hubs). ``DevHubProcess.launch(workdir, users="alice,bob", sharing=True,
+hub_version="6.1")`` starts ``.venv-hub/bin/python -m devhub`` with the keyword arguments as its options (``--users alice,bob --sharing``;
 True: the flag, None/False: left out, a list: comma-separated); ``wait_ready()`` returns the parsed ready file.
 devhub tells its readiness through a pipe (``--ready-fd``): a line when the ready file is written, end-of-file
 when it exits, so the wait is one ``select`` bounded by the time left.
@@ -22,7 +22,9 @@ from pathlib import Path
 from devhub.stop import die_with_parent, stop_processes
 
 ROOT = Path(__file__).resolve().parent.parent
-HUB_PYTHON = ROOT / ".venv-hub" / "bin" / "python"
+# The hubs ./run.sh test sets up, by version (major.minor), each in a venv of its own (requirements-hub*.txt).
+HUB_VENVS = {"6.1": ".venv-hub", "5.5": ".venv-hub5", "4.1": ".venv-hub4"}
+DEFAULT_HUB = "6.1"
 READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 20.0  # devhub gives its hub 12 s, then 5 s to what is left of the hub's processes
 
@@ -75,8 +77,12 @@ class DevHubProcess:
 
     @classmethod
     def launch(cls, workdir: Path, *, output: Path | None = None, ready_file: Path | None = None,
-               python: Path = HUB_PYTHON, **options) -> DevHubProcess:
-        """Start devhub on ``workdir`` (created; output to ``output``, default workdir/devhub.out)."""
+               hub_version: str = DEFAULT_HUB, **options) -> DevHubProcess:
+        """Start devhub on ``workdir`` (created; output to ``output``, default workdir/devhub.out) with the
+        JupyterHub of ``hub_version`` (a key of HUB_VENVS)."""
+        if hub_version not in HUB_VENVS:
+            raise TypeError(f"no hub venv for JupyterHub {hub_version!r} (one of {', '.join(HUB_VENVS)})")
+        python = ROOT / HUB_VENVS[hub_version] / "bin" / "python"
         if not Path(python).exists():
             raise DevHubFailed(f"{python} missing: run `./run.sh test` or `./run.sh demo` once to build it")
         workdir = Path(workdir).resolve()

@@ -24,6 +24,9 @@
 #              start_hub.launch(...) / start_hub.wait(handle) start several at once;
 #              start_hub.stop(info) stops one early and returns devhub's exit code.
 #              Every hub is stopped at the end of the session.
+#              start_hub(hub_version="5.5", ...) runs that JupyterHub (devhub/launcher.py HUB_VENVS).
+#   hub_version  the version a test runs against: "6.1" unless the test is marked
+#              @pytest.mark.hub_versions("4.1", "5.5", "6.1"), which runs it once against each (ids hub4.1, ...).
 # ---------------------------------------------------------------------------------------------
 import os
 from pathlib import Path
@@ -32,9 +35,29 @@ import pytest
 
 pytest_plugins = ["bridge_process", "hostile_hub"]  # their fixtures (start_bridge, hostile), for every test module
 
-from devhub.launcher import DevHubFailed, DevHubProcess, stop_all
+from devhub.launcher import DEFAULT_HUB, HUB_VENVS, DevHubFailed, DevHubProcess, stop_all
 
 HUB_TESTS = Path(__file__).resolve().parent / "hub"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "hub_versions(*versions): the JupyterHub versions (major.minor, of "
+                            f"{', '.join(HUB_VENVS)}) a real-hub test runs against, once each; default {DEFAULT_HUB}")
+
+
+def marked_versions(marker) -> list[str]:
+    """The versions of a hub_versions marker, each one devhub can run."""
+    unknown = [v for v in marker.args if v not in HUB_VENVS]
+    if unknown or not marker.args:
+        raise pytest.UsageError(f"hub_versions{marker.args}: name versions of {', '.join(HUB_VENVS)}")
+    return list(marker.args)
+
+
+def pytest_generate_tests(metafunc):
+    if "hub_version" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("hub_versions")
+        versions = marked_versions(marker) if marker else [DEFAULT_HUB]
+        metafunc.parametrize("hub_version", versions, ids=[f"hub{v}" for v in versions])
 
 
 def pytest_collection_modifyitems(config, items):

@@ -13,6 +13,7 @@ import os
 import secrets
 import webbrowser
 
+from addon.core import hub_versions
 from addon.core import login_record
 from addon.commands import launch
 from addon.commands import open as open_command
@@ -35,7 +36,13 @@ WAIT = 300.0  # seconds the browser has to come back
 HEAD_LIMIT = 16384  # a browser's request head to the callback is well under this
 HEAD_TIMEOUT = 10.0
 ADMIN = f"{RUN} admin oauth-config"
-SCOPES = [f"{scope}!user" for scope, _ in tokens.SCOPES]  # those of the bridge's token, on one's own account
+def client_scopes(hub_version: str = "") -> list[str]:
+    """Those of the bridge's token, on one's own account, that this hub's version defines: a 4.1 hub refuses an
+    authorization naming a scope it does not define (error=invalid_scope)."""
+    return [f"{scope}!user" for scope, _ in tokens.SCOPES if hub_versions.defines(hub_version, scope)]
+
+
+SCOPES = client_scopes()  # on a hub that does not say its version, and in `admin oauth-config`
 
 
 def hub_url(s: Settings) -> str:
@@ -144,7 +151,8 @@ async def browser_sign_in(h: hub.Hub, c: Client, open_it: bool) -> str | None:
         print(no_client_line(why, c))
         return None
     state, (verifier, challenge) = secrets.token_urlsafe(24), flow.pkce()
-    came = await wait_for_browser(c, state, flow.authorize_url(hub_url(h.settings), c, state, challenge, SCOPES), open_it)
+    scopes = client_scopes(await h.version())
+    came = await wait_for_browser(c, state, flow.authorize_url(hub_url(h.settings), c, state, challenge, scopes), open_it)
     if came is None:
         print(NO_ANSWER)
         return None

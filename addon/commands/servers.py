@@ -16,6 +16,7 @@ from addon import store
 from addon.hub import api as hub
 from addon.core import owner
 from addon.commands import launch
+from addon.core import hub_versions
 from addon.core import lifecycle
 from addon.core import settings
 from addon.core import spawn_options
@@ -96,12 +97,16 @@ async def own_part(h: hub.Hub, me: str, used: tuple[str, str]) -> tuple[list[dic
 
 
 async def shared_part(h: hub.Hub, me: str, used: tuple[str, str]) -> tuple[list[dict], str]:
+    version = await h.version()
+    if not hub_versions.has_sharing(version):
+        return [], f"servers shared with you: none, JupyterHub {version} has no sharing (5.0 and later have it)"
     try:
-        return shared_rows(await h.shared(me), used), ""
+        rows = shared_rows(await h.shared(me), used)
     except hub.HubError as e:
         if e.status != 403:
             raise
         return [], not_shown("servers shared with you", f"read:users:shares!user={me}", e)
+    return rows, (hub_versions.sharing_warning(version) or "") if rows else ""
 
 
 async def listing(h: hub.Hub, s: Settings) -> tuple[list[dict], list[str]]:

@@ -3,6 +3,8 @@ the body of a start request that carries them, in the form the hub's version tak
 
 import json
 
+from addon.core import hub_versions
+
 ENV = "JUPYTER_SERVER_OPTIONS"
 
 
@@ -37,12 +39,6 @@ def _pairs(text: str) -> dict[str, str]:
     return options
 
 
-def major_version(version: str) -> int | None:
-    """The major number of a version such as '6.1.1' or '5.0.0b2'; None when there is none."""
-    head = version.strip().split(".", 1)[0]
-    return int(head) if head.isdigit() else None
-
-
 def start_body(options: dict, hub_version: str) -> bytes:
     """The body of `POST …/server` that starts a server with these options: JupyterHub 6 takes
     {"user_options": {...}}; JupyterHub 5 and older take the options as the whole body. JupyterHub 6 also still
@@ -50,7 +46,7 @@ def start_body(options: dict, hub_version: str) -> bytes:
     hub reuses the options of the last start."""
     if not options:
         return b""
-    major = major_version(hub_version)
+    major = hub_versions.major(hub_version)
     return json.dumps({"user_options": options} if major is not None and major >= 6 else options).encode()
 
 

@@ -4,6 +4,7 @@ the hub made; `access_token` has the hub make the access token (the rest is pure
 import re
 import socket
 
+from addon.core import hub_versions
 from addon.core import login_record
 from addon.core.invocation import RUN
 from addon.core.errors import BridgeError
@@ -23,8 +24,17 @@ SCOPES = (
 ACCESS = SCOPES[0][0]  # the one scope a token must keep
 
 
-def wanted_scopes(user: str) -> list[str]:
-    return [f"{scope}!user={user}" for scope, _ in SCOPES]
+def wanted_scopes(user: str, hub_version: str = "") -> list[str]:
+    """The scopes to ask for, those this hub's version defines (all when it does not say its version)."""
+    return [f"{scope}!user={user}" for scope, _ in SCOPES if hub_versions.defines(hub_version, scope)]
+
+
+def undefined_note(hub_version: str) -> str | None:
+    """The one line that says which scopes the bridge does not ask this hub for, or None."""
+    missing = [scope for scope, _ in SCOPES if not hub_versions.defines(hub_version, scope)]
+    if not missing:
+        return None
+    return f"JupyterHub {hub_version} does not define {', '.join(missing)}: asking without"
 
 
 def token_request(note: str, expires_in: int | None, scopes: list[str] | None) -> dict:
@@ -66,7 +76,10 @@ async def make_own(h: hub.Hub, user: str, lifetime: int, auth: dict | None = Non
     """The bridge's own token for `user`, with the fewest scopes, narrowed after a refusal (each step told to
     `say`); made with `h`'s token, or with `auth` (the user's name and password). (None, why) when the hub made
     none; why is WRONG_PASSWORD when it refused `auth`."""
-    request = token_request(f"jupyterhub-bridge on {socket.gethostname()}", lifetime, wanted_scopes(user))
+    version = await h.version()
+    if note := undefined_note(version):
+        say(note)
+    request = token_request(f"jupyterhub-bridge on {socket.gethostname()}", lifetime, wanted_scopes(user, version))
     for _ in range(MAX_MINT_TRIES):
         answer = await h.mint_token(user, {**request, **({"auth": auth} if auth else {})})
         if answer.status == 201:

@@ -287,32 +287,6 @@ def test_bad_options_stop_the_start_with_one_line(hub, tmp_path, command):
         'write a JSON object such as {"profile": "gpu-small"}, or key=value pairs separated by commas.'], err
 
 
-# An older hub, when one is installed in a venv of its own (not by ./run.sh test), e.g.
-#   python3.12 -m venv /tmp/jh5 && /tmp/jh5/bin/pip install "jupyterhub==5.4.*" jupyter-server ipykernel trustme
-#   JUPYTERHUB5_PYTHON=/tmp/jh5/bin/python ./run.sh test tests/hub/test_servers.py -k older_hub
-@pytest.mark.skipif(not os.environ.get("JUPYTERHUB5_PYTHON"), reason="JUPYTERHUB5_PYTHON (a JupyterHub 5 venv) unset")
-def test_an_older_hub_gets_the_options_as_the_whole_body(tmp_path):
-    workdir, ready = tmp_path / "hub5", tmp_path / "hub5" / "ready.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([os.environ["JUPYTERHUB5_PYTHON"], "-m", "devhub", "--workdir", str(workdir),
-                             "--ready-file", str(ready), "--no-start"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        end = time.monotonic() + 120
-        while not ready.exists() and proc.poll() is None and time.monotonic() < end:
-            time.sleep(0.2)
-        assert ready.exists(), "the JupyterHub 5 devhub did not start"
-        hub5 = json.loads(ready.read_text())
-        assert admin(hub5, "GET", "/").json()["version"].startswith("5.")
-        options = {"profile": "gpu-small", "display_name": "GPU"}  # the 6 form would nest them in user_options
-        status, out, err = run_sh(hub5, tmp_path, "start", JUPYTER_SERVER_OPTIONS=json.dumps(options))
-        assert status == 0, err
-        assert server_model(hub5, "alice")["user_options"] == options
-    finally:
-        proc.terminate()  # devhub stops its hub and servers on SIGTERM
-        proc.wait(30)
-
-
 # --------------------------------------------------------------------------------------------- issue 23
 # Every subcommand works on what `./run.sh login` stored: no token, no hub setting in the environment.
 

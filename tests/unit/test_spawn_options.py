@@ -36,13 +36,6 @@ def test_bad_options_are_one_line_that_names_the_setting(raw, words):
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("version, major", [
-    ("6.1.1", 6), ("5.3.0", 5), ("4.1.6", 4), ("10.0.0b1", 10), ("6", 6), ("", None), ("unknown", None),
-])
-def test_major_version(version, major):
-    assert spawn_options.major_version(version) == major
-
-
 OPTIONS = {"profile": "gpu-small", "partition": "short"}
 
 
