@@ -31,6 +31,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", default="/", help="JupyterHub base_url (default /)")
     p.add_argument("--no-start", action="store_true", help="do not start the users' servers")
     p.add_argument("--spawn-fail", default="", metavar="USERS", help="comma-separated users whose spawns fail")
+    p.add_argument("--spawn-reject", default="", metavar="USERS",
+                   help="comma-separated users whose spawns the hub rejects (no capacity: 400, a SpawnException on 6.x)")
     p.add_argument("--spawn-delay", default="", metavar="USER=SECONDS,...",
                    help="users whose spawns wait this many seconds first")
     add_token_options(p)
@@ -55,7 +57,7 @@ def add_token_options(p: argparse.ArgumentParser) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     p = parser()
     a = p.parse_args(argv)
-    a.users, a.spawn_fail = names(a.users), names(a.spawn_fail)
+    a.users, a.spawn_fail, a.spawn_reject = names(a.users), names(a.spawn_fail), names(a.spawn_reject)
     try:
         a.spawn_delay = {u.strip(): float(sec) for u, _, sec in
                          (item.partition("=") for item in a.spawn_delay.split(",") if item.strip())}

@@ -47,8 +47,8 @@ def hub_settings(*, workdir: Path, ports: dict[str, int], base_url: str, command
                  certs: dict[str, Path], admin_token: str, password: str | None, options: dict) -> dict:
     """The JSON settings of jupyterhub_config.py. ``ports``: port, hub_port, proxy_api_port;
     ``commands``: chp_command, singleuser_command, venv_bin; ``options``: authenticator, users,
-    iopub_data_rate_limit, spawn_fail, spawn_delay, sharing, record_auth (from the command line) and oauth_client
-    (``oauth_client()``)."""
+    iopub_data_rate_limit, spawn_fail, spawn_reject, spawn_delay, sharing, record_auth (from the command line) and
+    oauth_client (``oauth_client()``)."""
     return {
         "workdir": str(workdir), **ports, "base_url": base_url, **commands,
         "cert_file": str(certs["cert_file"]), "key_file": str(certs["key_file"]),

@@ -167,6 +167,7 @@ class DevHub:
         a = self.args
         options = {"authenticator": a.authenticator, "users": a.users, "sharing": a.sharing,
                    "iopub_data_rate_limit": a.iopub_data_rate_limit, "spawn_fail": a.spawn_fail,
+                   "spawn_reject": a.spawn_reject,
                    "spawn_delay": a.spawn_delay, "record_auth": a.record_auth, "oauth_client": self.oauth}
         commands = {"chp_command": str(CHP), "singleuser_command": str(singleuser), "venv_bin": venv_bin}
         return write_config(self.workdir, hub_settings(

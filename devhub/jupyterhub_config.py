@@ -36,12 +36,20 @@ def check_profile(spawner, user_options):
 
 
 async def pre_spawn(spawner):
-    """Some users' spawns fail or take long (lifecycle tests)."""
+    """Some users' spawns fail, are rejected or take long (lifecycle tests)."""
     import asyncio
 
     await asyncio.sleep(s["spawn_delay"].get(spawner.user.name, 0))
     if spawner.user.name in s["spawn_fail"]:
         raise RuntimeError(f"devhub --spawn-fail: the spawns of {spawner.user.name} fail")
+    if spawner.user.name in s["spawn_reject"]:
+        # A refusal by the hub's policy (capacity, quota): JupyterHub 6 has SpawnException for it, and before it a
+        # spawner raised an HTTPError below 500; either way the start request is answered 400.
+        why = f"devhub --spawn-reject: no capacity for {spawner.user.name}"
+        if HUB >= (6, 0):
+            from jupyterhub.spawner import SpawnException
+            raise SpawnException(why, reason="capacity")
+        raise web.HTTPError(400, why)
 
 
 # Public side: configurable-http-proxy with TLS on 127.0.0.1. Only bind_url is set (its path is the
@@ -110,7 +118,7 @@ if s["record_auth"]:  # each server records the Authorization header of every re
         Path(s["record_auth_dir"]) / f"{spawner.user.name}.jsonl")
 if HUB >= (5, 3):  # apply_user_options came in 5.3; an older hub takes any profile
     c.Spawner.apply_user_options = check_profile
-if s["spawn_fail"] or s["spawn_delay"]:
+if s["spawn_fail"] or s["spawn_delay"] or s["spawn_reject"]:
     c.Spawner.pre_spawn_hook = pre_spawn
 
 # The devhub-admin service manages users, servers and tokens; with sharing, users may share their servers.

@@ -11,7 +11,7 @@
 #              server_url, auth_record}}, authenticator, sharing, record_auth, oauth_client, workdir,
 #              log_file, ...
 #   start_hub  (session) factory: start_hub(base_url="/jupyter/", iopub_data_rate_limit=1e9,
-#              users="alice,bob", no_start=False, port=None, spawn_fail="bob",
+#              users="alice,bob", no_start=False, port=None, spawn_fail="bob", spawn_reject="dave",
 #              spawn_delay="carol=30", authenticator="null", sharing=True,
 #              record_auth=True,         each server appends the Authorization header of every request it
 #                                        receives to users[name]["auth_record"] (JSON lines: method, path,

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from cryptography import x509
 
+from addon.core import lifecycle
 from addon.core import login_record
 from addon.core.invocation import RUN
 from addon.core.settings import Settings
@@ -162,6 +163,9 @@ RULES: tuple[Rule, ...] = (
     # The bridge's own 503 for a start the hub refused because of the options: it quotes the hub and says the fix.
     ("server-options", lambda a: a.own and a.status == 503
      and "JUPYTER_SERVER_OPTIONS" in a.body, "{m}", ""),
+    # A start the hub rejected (capacity, a quota) apart from one that failed: the 503 says which, and what to do.
+    ("start-rejected", lambda a: a.own and a.status == 503 and lifecycle.REJECTED in a.body, "{m}", ""),
+    ("start-failed", lambda a: a.own and a.status == 503 and lifecycle.FAILED in a.body, "{m}", ""),
     ("bridge", lambda a: a.own and a.status is not None and a.status >= 400,
      "The bridge answered {a.status}: {cause}", "{fix}"),
     ("server-not-running-write", lambda a: a.status == 403 and _hub_page(a) and "_xsrf" in a.body,

@@ -28,6 +28,12 @@ REFUSAL_WAIT = 5.0  # for the start request's own answer after the progress stre
 PROGRESS_INTERVAL = 0.25  # seconds between two progress lines, at least
 
 
+# The first words of a start the hub's policy rejected, and of one that failed: told apart by the start request's
+# answer (below 500: rejected), in `start`, in autostart's 503 and in the diagnosis (core/diagnose.py).
+REJECTED = "The hub rejected the start of your server"
+FAILED = "Your server failed to start"
+
+
 class StartFailed(BridgeError):
     """The server is not running and the bridge could not change that; the message says what to do."""
 
@@ -99,7 +105,13 @@ def refusal(e: HubError, s: Settings) -> str:
                 f"needs the 'start:servers' scope (JupyterHub 6; 'servers' before). Or start it at {s.hub_home}.")
     if e.status == 0:
         return f"Your JupyterHub server is not running and the bridge could not start it: {e.message}. Retry later."
-    return f"The hub could not start your server: {e.message}. See {s.hub_home}."
+    if 400 <= e.status < 500:
+        # The hub's policy said no (JupyterHub 6's SpawnException; a spawner's HTTPError below 500 before it): no
+        # capacity, a quota, the options. Nothing failed, and a retry gets the same answer until that changes.
+        return (f"{REJECTED}: {e.message} (HTTP {e.status}). Starting it again will not help until that changes: "
+                f"see {s.hub_home}, or ask your hub admin.")
+    return (f"{FAILED}: {e.message}. The hub's page {s.hub_home} shows the error; start the server again once it "
+            "is fixed, or ask your hub admin.")
 
 
 class ProgressLog:

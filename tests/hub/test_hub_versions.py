@@ -36,14 +36,15 @@ ALL = ("4.1", "5.5", "6.1")
 
 @pytest.fixture(scope="module")
 def hubs(start_hub):
-    """The module's hub of a version, started when a test first needs it: alice and bob, the bridge's OAuth
-    client, sharing where the hub has it, no server running (the tests start what they need)."""
+    """The module's hub of a version, started when a test first needs it: alice and bob, carol whose spawns the hub
+    rejects and dave whose spawns fail, the bridge's OAuth client, sharing where the hub has it, no server running
+    (the tests start what they need)."""
     started = {}
 
     def of(version: str) -> dict:
         if version not in started:
-            started[version] = start_hub(name=f"hub-{version}", hub_version=version, users="alice,bob",
-                                         no_start=True, sharing=version != "4.1", oauth_client="jupyterhub-bridge",
+            started[version] = start_hub(name=f"hub-{version}", hub_version=version, users="alice,bob,carol,dave",
+                                         spawn_reject="carol", spawn_fail="dave", no_start=True, sharing=version != "4.1", oauth_client="jupyterhub-bridge",
                                          oauth_port=free_port())
         return started[version]
     return of
@@ -180,3 +181,22 @@ def test_a_refused_token_is_diagnosed(vhub, start_bridge):
                   timeout=30)
     assert r.status_code == 403, r.text
     assert diagnosed(bridge, marker, 403).startswith("Your server refused the hub token")
+
+
+@pytest.mark.hub_versions(*ALL)
+def test_a_rejected_start_is_told_apart_from_a_failed_one(vhub, tmp_path, start_bridge):
+    """The start request's answer tells them apart (below 500: the hub's policy said no; JupyterHub 6 raises a
+    SpawnException for it), in `start`, in the bridge's 503 and in its diagnosis."""
+    status, out, err = run_sh(vhub, tmp_path, "start", user="carol")
+    assert status == 1 and err.splitlines() == [
+        "error: The hub rejected the start of your server: devhub --spawn-reject: no capacity for carol (HTTP 400). "
+        "Starting it again will not help until that changes: see "
+        f"https://{vhub['tls_name']}:{vhub['port']}/hub/home, or ask your hub admin."], err
+    status, out, err = run_sh(vhub, tmp_path, "start", user="dave")
+    assert status == 1 and err.startswith("error: Your server failed to start: ") and "devhub --spawn-fail" in err, err
+    assert "rejected" not in err
+    bridge = web_bridge(start_bridge, vhub, {"JUPYTERHUB_API_TOKEN": vhub["users"]["carol"]["token"],
+                                             "JUPYTER_USERNAME": "carol"})
+    r = httpx.get(f"{bridge.url}/api/status", headers={"Authorization": f"token {bridge.token}"}, timeout=60)
+    assert r.status_code == 503 and "rejected the start" in r.json()["message"], r.text
+    assert diagnosed(bridge, "/api/status", 503).startswith("The hub rejected the start of your server: devhub")

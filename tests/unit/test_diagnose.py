@@ -43,6 +43,13 @@ TABLE = [
     (diagnose.Outcome(503, {"content-type": "text/html"}, CHP_503), "server-down", ["stopped or crashed"]),
     (diagnose.Outcome(500, HTML, "<title>JupyterHub</title><h1>500 : Spawner failed to start [status=1]</h1>"),
      "spawn-failed", ["failed to start"]),
+    # Issue 29: a start the hub rejected (capacity) is told apart from one that failed, in the bridge's own 503
+    (diagnose.Outcome(503, JSON, '{"message": "The hub rejected the start of your server: no capacity (HTTP 400). '
+                                 'Starting it again will not help until that changes"}', own=True),
+     "start-rejected", ["rejected the start", "no capacity", "will not help"]),
+    (diagnose.Outcome(503, JSON, '{"message": "Your server failed to start: Spawn failed: boom. The hub\'s page '
+                                 'https://h/hub/home shows the error"}', own=True),
+     "start-failed", ["Your server failed to start: Spawn failed: boom. The hub's page"]),
     (diagnose.Outcome(101, body=IOPUB, websocket=True), "iopub-rate", ["100000 bytes/s", "iopub_data_rate_limit"]),
     (diagnose.Outcome(None, error="Certificate verify failed: unable to get local issuer certificate"),
      "tls-untrusted", ["JUPYTER_CLUSTER_CA_CERT"]),
