@@ -22,6 +22,7 @@ from mitmproxy import http
 
 from addon.core import forward
 from addon.core import guard
+from addon.core import hub_versions
 from addon.core import login_record
 from addon.config import Config
 from addon.core.errors import BridgeError
@@ -54,6 +55,7 @@ class Access:
         self.making: asyncio.Task | None = None  # the one attempt under way
         self.renewal: asyncio.Task | None = None
         self.backoff, self.retry_at = 0.0, 0.0  # after a failed attempt: its wait, and when it ends (monotonic)
+        self.shared_checked = False  # whether the hub's version was checked for sharing's bug (once)
 
     def configure(self, updated: set[str]) -> None:
         """Ask the hub as soon as the settings are known (at start: while the script loads, so that the hub answers
@@ -105,6 +107,8 @@ class Access:
             return False
         self.config.access_problem, old, self.token, self.backoff = "", self.token, new, 0.0
         self.config.use(dataclasses.replace(self.config.settings, server_token=new.token), self.config.stored_token)
+        if new.user != s.username and not self.shared_checked:
+            await self.warn_of_sharing()
         if new.id is None:
             logger.info("the hub token may not make tokens: it is sent to your own server as it is")
         else:
@@ -113,6 +117,17 @@ class Access:
         if old and (trouble := await tokens.revoke_access(self.config.hub, old)):
             logger.warning(printable(f"could not revoke the previous access token: {trouble}", LINE))
         return True
+
+    async def warn_of_sharing(self) -> None:
+        """Serving a server another user shared (the token is not its owner's): warn, once, on a hub whose
+        sharing has the bug 5.5.1 fixed."""
+        self.shared_checked = True
+        try:
+            warning = hub_versions.sharing_warning(await self.config.hub.version())
+        except hub.HubError:
+            return  # the version is only for this warning
+        if warning:
+            logger.warning(printable(f"{warning}.", LINE))
 
     def failed(self, why: str) -> None:
         """Log the failure once; the bridge's clients that it leaves without a token are told it too (rewrite.py).

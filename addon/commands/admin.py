@@ -15,7 +15,8 @@ import sys
 from urllib.parse import quote
 
 from addon.commands import launch
-from addon.commands.oauth import SCOPES
+from addon.commands.oauth import client_scopes
+from addon.core import hub_versions
 from addon.core import settings
 from addon.core.errors import BridgeError
 from addon.core.invocation import RUN
@@ -33,36 +34,67 @@ def client_of(name: str, port: int) -> Client:
     return Client(f"service-{name}", "", port)  # the hub wants a service's client id to start with service-
 
 
-def service(name: str, port: int) -> dict:
-    """The service as the hub takes it (config or POST /hub/api/services/<name>), without its secret."""
+def service(name: str, port: int, hub_version: str = "") -> dict:
+    """The service as the hub takes it (config or POST /hub/api/services/<name>), without its secret; its scopes
+    those the hub's version defines (a 4.1 hub refuses to start with one it does not)."""
     c = client_of(name, port)
     return {"name": name, "oauth_client_id": c.id, "oauth_redirect_uri": c.redirect_uri,
-            "oauth_client_allowed_scopes": SCOPES}
+            "oauth_client_allowed_scopes": client_scopes(hub_version)}
 
 
 def user_scope(name: str) -> str:
     return f"access:services!service={name}"
 
 
-def user_scope_lines(name: str) -> str:
+def user_scope_lines(name: str, hub_version: str = "") -> str:
+    """How users get the scope to authorize the client: extra_user_scopes (6.0+), else the default user role; both
+    when the hub's version is not known."""
+    role = f'c.JupyterHub.load_roles = [{{"name": "user", "scopes": ["self", "{user_scope(name)}"]}}]'
+    major = hub_versions.major(hub_version)
+    if major is not None and major < 6:
+        return f"# Users may authorize the client (JupyterHub {hub_version} has no extra_user_scopes: the default " \
+               f"user role, with the scope added):\n{role}\n"
     return f"""# Users may authorize the client (JupyterHub 6.x):
 c.JupyterHub.extra_user_scopes = {{"{user_scope(name)}"}}
-# JupyterHub 5.x has no extra_user_scopes: the default user role, with the scope added, instead:
-# c.JupyterHub.load_roles = [{{"name": "user", "scopes": ["self", "{user_scope(name)}"]}}]
+""" + ("" if major else f"""# JupyterHub 5.x and 4.x have no extra_user_scopes: the default user role, with the scope added, instead:
+# {role}
+""")
+
+
+def pkce_lines(hub_version: str) -> str:
+    major = hub_versions.major(hub_version)
+    if major is not None and major < 6:
+        return f"# JupyterHub {hub_version} cannot require PKCE (6.0 can); the bridge sends it all the same.\n"
+    return """# Optional (JupyterHub 6.0+): refuse authorizations without PKCE (the bridge always sends it).
+# c.JupyterHub.oauth_require_pkce = True
 """
 
 
-def config_snippet(name: str, port: int) -> str:
+SCOPES_4 = "# JupyterHub 4.x: leave read:users:shares!user out of the client's scopes (4.x has no sharing).\n"
+
+
+def config_snippet(name: str, port: int, hub_version: str = "") -> str:
+    """The jupyterhub_config.py lines for this hub's version ('': for any, the differences commented)."""
     secret = ',\n    "api_token": os.environ["BRIDGE_OAUTH_SECRET"],\n}'
-    spec = json.dumps(service(name, port), indent=4).replace("\n}", secret)
-    return f"""# jupyterhub_config.py: the OAuth client of jupyterhub-bridge (`jupyterhub-bridge login --browser`).
+    spec = json.dumps(service(name, port, hub_version), indent=4).replace("\n}", secret)
+    which = f" (for JupyterHub {hub_version}, the version of your hub)" if hub_version else ""
+    return f"""# jupyterhub_config.py: the OAuth client of jupyterhub-bridge (`jupyterhub-bridge login --browser`){which}.
 # Its secret is the service's api_token; the service has no roles, so the secret alone can do nothing.
 # Make one with `openssl rand -hex 32` and give it to the hub as BRIDGE_OAUTH_SECRET.
 import os
 c.JupyterHub.services.append({spec})
-{user_scope_lines(name)}# Optional (JupyterHub 6.0+): refuse authorizations without PKCE (the bridge always sends it).
-# c.JupyterHub.oauth_require_pkce = True
-"""
+{user_scope_lines(name, hub_version)}{pkce_lines(hub_version)}{"" if hub_version else SCOPES_4}"""
+
+
+def known_version(args) -> str:
+    """The version of the hub the settings name (--set, the environment, the stored login), or '' when they name
+    none or it does not say."""
+    try:
+        s = settings.from_environment(os.environ, launch.set_overrides(sum((["--set", v] for v in args.set), [])),
+                                      store.load(os.environ))
+        return asyncio.run(hub.Hub(s).version())
+    except (BridgeError, ValueError, hub.HubError):
+        return ""
 
 
 def hand_out(name: str, port: int) -> str:
@@ -121,7 +153,7 @@ def main(argv: list[str]) -> int:
     try:
         if args.word == "register-oauth":
             return register_oauth(args)
-        print(f"{config_snippet(args.name, args.port)}\n{hand_out(args.name, args.port)}")
+        print(f"{config_snippet(args.name, args.port, known_version(args))}\n{hand_out(args.name, args.port)}")
         return 0
     except (BridgeError, ValueError, hub.HubError) as e:
         print(printable(f"error: {e}", 2000), file=sys.stderr)

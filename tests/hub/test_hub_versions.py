@@ -117,7 +117,7 @@ def test_a_pasted_token_is_exchanged_and_the_stored_login_is_renewed(vhub, tmp_p
 
 
 @pytest.mark.hub_versions(*ALL)
-def test_browser_login(vhub, tmp_path):
+def test_browser_login_and_the_admins_lines(vhub, hub_version, tmp_path):
     """login --browser through the hub's OAuth client (each version's own configuration: devhub's
     jupyterhub_config.py), signing in on the hub's own pages."""
     secret = tmp_path / "secret"
@@ -133,6 +133,10 @@ def test_browser_login(vhub, tmp_path):
     status, output = login.finish()
     assert status == 0, output
     assert stored(home).user == "alice"
+    status, out, err = run_sh(vhub, tmp_path, "admin", "oauth-config")  # the lines for this hub's version
+    assert status == 0 and f"(for JupyterHub {vhub['hub_version']}, the version of your hub)" in out, out + err
+    assert ("c.JupyterHub.extra_user_scopes = " in out) is (hub_version == "6.1"), out
+    assert ("read:users:shares!user" in out) is (hub_version != "4.1"), out
 
 
 @pytest.mark.hub_versions(*ALL)
@@ -168,6 +172,7 @@ def test_sharing_or_the_line_that_says_the_hub_has_none(vhub, hub_version, tmp_p
     bridge = start_bridge(vhub, user="bob", env={"JUPYTERHUB_API_TOKEN": vhub["users"]["alice"]["token"]})
     r = httpx.get(f"{bridge.url}/api/status", headers={"Authorization": f"token {bridge.token}"}, timeout=60)
     assert r.status_code == 200, r.text
+    assert "sharing bug" not in bridge.log()  # 5.5.4 and 6.1.1 have 5.5.1's fix (the warning: unit-tested)
 
 
 @pytest.mark.hub_versions(*ALL)

@@ -96,3 +96,21 @@ def test_the_admin_snippet_is_python_with_the_client_and_the_user_scope(monkeypa
         "oauth_client_allowed_scopes": oauth.SCOPES, "api_token": "s"}]
     assert c.JupyterHub.extra_user_scopes == {"access:services!service=jupyterhub-bridge"}
     assert '"scopes": ["self", "access:services!service=jupyterhub-bridge"]' in snippet  # 5.x
+
+
+@pytest.mark.parametrize("version, extra_user_scopes, role, shares", [
+    ("6.1.1", True, False, True), ("5.5.4", False, True, True), ("4.1.6", False, True, False),
+])
+def test_the_admin_snippet_is_that_of_the_hubs_version(monkeypatch, version, extra_user_scopes, role, shares):
+    """Issue 29: when the hub says its version, only its lines, uncommented (4.1 refuses to start with a scope it
+    does not define, and has no extra_user_scopes)."""
+    monkeypatch.setenv("BRIDGE_OAUTH_SECRET", "s")
+    snippet = admin.config_snippet("jupyterhub-bridge", 9000, version)
+    c = type("C", (), {})()
+    c.JupyterHub = type("J", (), {"services": []})()
+    exec(compile(snippet, "jupyterhub_config.py", "exec"), {"c": c})
+    assert hasattr(c.JupyterHub, "extra_user_scopes") is extra_user_scopes
+    assert (getattr(c.JupyterHub, "load_roles", None) == [
+        {"name": "user", "scopes": ["self", "access:services!service=jupyterhub-bridge"]}]) is role
+    assert ("read:users:shares!user" in c.JupyterHub.services[0]["oauth_client_allowed_scopes"]) is shares
+    assert f"JupyterHub {version}" in snippet.splitlines()[0]
