@@ -1,9 +1,15 @@
-"""What a hub of each version has (addon/core/hub_versions.py), and the scopes login asks each for."""
+"""What a hub of each version has (addon/core/hub_versions.py), the scopes login asks each for, and docs/hub-versions.md's
+table checked against the tests that run on each version."""
+
+import ast
+import re
+from pathlib import Path
 
 import pytest
 
 from addon.core import hub_versions
 from addon.hub import tokens
+from devhub.launcher import HUB_VENVS
 
 
 @pytest.mark.parametrize("version, parsed, major", [
@@ -37,3 +43,53 @@ def test_login_asks_only_for_the_scopes_the_hub_defines(version, asked):
     note = tokens.undefined_note(version)
     assert (note == f"JupyterHub {version} does not define read:users:shares: asking without") if len(asked) < 5 \
         else note is None
+
+
+# ------------------------------------------------------------------ docs/hub-versions.md against the tests
+ROOT = Path(__file__).resolve().parents[2]
+VERSIONED_TESTS = ROOT / "tests" / "hub" / "test_hub_versions.py"
+
+
+def marked_tests() -> dict[str, tuple[str, ...]]:
+    """Each test of test_hub_versions.py and the versions its hub_versions marker names (`*ALL` resolved)."""
+    tree = ast.parse(VERSIONED_TESTS.read_text())
+    names = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+             and isinstance(node.value, ast.Tuple)}
+    found = {}
+    for node in tree.body:
+        for mark in getattr(node, "decorator_list", []):
+            if isinstance(mark, ast.Call) and ast.unparse(mark.func) == "pytest.mark.hub_versions":
+                found[node.name] = tuple(v for arg in mark.args for v in (
+                    names[arg.value.id] if isinstance(arg, ast.Starred) else (ast.literal_eval(arg),)))
+    return found
+
+
+def pinned(venv: str) -> str:
+    """The JupyterHub version a hub venv's requirements pin (.venv-hub4 -> requirements-hub4.txt)."""
+    text = (ROOT / f"requirements-{venv.removeprefix('.venv-')}.txt").read_text()
+    return re.search(r"^jupyterhub==(\S+)", text, re.M).group(1)
+
+
+def version_table() -> tuple[list[str], dict[str, list[str]]]:
+    """The versions of the table's heading, and each row's cells by the test it names."""
+    lines = [line for line in (ROOT / "docs" / "hub-versions.md").read_text().splitlines()
+             if line.startswith("| what works")] or [""]
+    rows = (ROOT / "docs" / "hub-versions.md").read_text().split(lines[0], 1)[1].split("\n\n", 1)[0]
+    heading = [cell.strip().removeprefix("JupyterHub ") for cell in lines[0].strip("|").split("|")[1:]]
+    cells = {}
+    for line in rows.strip().splitlines()[1:]:
+        first, *rest = [cell.strip() for cell in line.strip("|").split("|")]
+        cells[re.search(r"`(test_\w+)`", first).group(1)] = rest
+    return heading, cells
+
+
+def test_the_version_table_names_the_tested_versions_and_tests():
+    heading, cells = version_table()
+    assert heading == [pinned(HUB_VENVS[v]) for v in sorted(HUB_VENVS, key=hub_versions.version_tuple)]
+    assert [h.rsplit(".", 1)[0] for h in heading] == sorted(HUB_VENVS, key=hub_versions.version_tuple)
+    marked = marked_tests()
+    assert set(cells) == set(marked), "a row for each versioned test, and no other"
+    for test, versions in marked.items():
+        for minor, cell in zip(sorted(HUB_VENVS, key=hub_versions.version_tuple), cells[test]):
+            assert (cell != "–") is (minor in versions) and cell, (test, minor, cell)
