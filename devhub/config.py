@@ -38,6 +38,16 @@ def oauth_client(name: str | None, port: int, require_pkce: bool) -> dict | None
             "require_pkce": require_pkce}
 
 
+def missing_features(version: str, args) -> str | None:
+    """Why this hub's version cannot run with these options (sharing came in 5.0, oauth_require_pkce in 6.0)."""
+    major = int(version.split(".", 1)[0])
+    if args.sharing and major < 5:
+        return f"--sharing: JupyterHub {version} has no sharing (5.0 and later)"
+    if args.oauth_require_pkce and major < 6:
+        return f"--oauth-require-pkce: JupyterHub {version} cannot require PKCE (6.0 and later)"
+    return None
+
+
 def auth_record(workdir: Path, user: str) -> Path:
     """Where --record-auth's servers of ``user`` append what they received."""
     return workdir / RECORD_AUTH_DIR / f"{user}.jsonl"

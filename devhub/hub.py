@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from devhub import ADMIN_SERVICE, TLS_NAME
-from devhub.config import auth_record, hub_settings, oauth_client, write_config
+from devhub.config import auth_record, hub_settings, missing_features, oauth_client, write_config
 from devhub.hubapi import HubAPI, HubAPIError
 from devhub.ports import free_ports, port_is_free
 from devhub.procs import process_tree, stop_leftovers
@@ -66,16 +66,6 @@ def hub_version() -> str:
     """The version of the JupyterHub in this venv (devhub runs the hub of the venv it runs in)."""
     from importlib.metadata import version
     return version("jupyterhub")
-
-
-def missing_features(version: str, args: argparse.Namespace) -> str | None:
-    """Why this hub's version cannot run with these options (sharing came in 5.0, oauth_require_pkce in 6.0)."""
-    major = int(version.split(".", 1)[0])
-    if args.sharing and major < 5:
-        return f"--sharing: JupyterHub {version} has no sharing (5.0 and later)"
-    if args.oauth_require_pkce and major < 6:
-        return f"--oauth-require-pkce: JupyterHub {version} cannot require PKCE (6.0 and later)"
-    return None
 
 
 class DevHub:

@@ -1,6 +1,7 @@
 """What a hub of each version has (addon/core/hub_versions.py), the scopes login asks each for, and docs/hub-versions.md's
 table checked against the tests that run on each version."""
 
+import argparse
 import ast
 import re
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 
 from addon.core import hub_versions
 from addon.hub import tokens
+from devhub.config import missing_features
 from devhub.launcher import HUB_VENVS
 
 
@@ -43,6 +45,15 @@ def test_login_asks_only_for_the_scopes_the_hub_defines(version, asked):
     note = tokens.undefined_note(version)
     assert (note == f"JupyterHub {version} does not define read:users:shares: asking without") if len(asked) < 5 \
         else note is None
+
+
+@pytest.mark.parametrize("version, sharing, pkce, refused", [
+    ("4.1.6", True, False, "--sharing: JupyterHub 4.1.6 has no sharing (5.0 and later)"),
+    ("5.5.4", False, True, "--oauth-require-pkce: JupyterHub 5.5.4 cannot require PKCE (6.0 and later)"),
+    ("5.5.4", True, False, None), ("6.1.1", True, True, None), ("4.1.6", False, False, None),
+])
+def test_devhub_refuses_what_its_hub_lacks_in_one_line(version, sharing, pkce, refused):
+    assert missing_features(version, argparse.Namespace(sharing=sharing, oauth_require_pkce=pkce)) == refused
 
 
 # ------------------------------------------------------------------ docs/hub-versions.md against the tests
