@@ -22,6 +22,7 @@ TLS_NAME = "hostile-hub"
 USER = {"name": "alice", "kind": "user", "token_id": "a1",
         "scopes": ["access:servers!user=alice", "start:servers!user=alice", "read:servers!user=alice"]}
 STOPPED = {"name": "alice", "servers": {"": {"name": "", "ready": False, "pending": None, "stopped": True}}}
+SHARED_BY_BOB = {"server": {"name": "", "user": {"name": "bob"}, "ready": True, "url": "/user/bob/"}}
 MB = 2**20
 RUN_TIMEOUT = 60  # the old client ran until its start timeout (30 s here); the bounded one ends within seconds
 PROMPT = 15.0
@@ -55,6 +56,10 @@ class Answers(BaseHTTPRequestHandler):
             self.raw(b"HTTP/1.1 200 OK\r\nX-Pad: ", 100 * MB, b"\r\nContent-Length: 0\r\n\r\n")
         elif path.startswith("/user/alice/") and crafted == "long-status-line":
             self.raw(b"HTTP/1.1 200 ", 200 * MB, b"\r\n\r\n")
+        elif path == "/hub/api" and crafted == "sharing-bug":  # a version with the sharing bug 5.5.1 fixed
+            self.send(json.dumps({"version": "5.4.0"}).encode())
+        elif path == "/hub/api/users/alice/shared" and crafted == "sharing-bug":
+            self.send(json.dumps({"items": [SHARED_BY_BOB]}).encode())
         else:
             found = {"/hub/api": {"version": "6.1.1"}, "/hub/api/user": USER, "/hub/api/users/alice": STOPPED,
                      "/hub/api/users/alice/shared": {"items": []}}.get(path)

@@ -50,3 +50,14 @@ def test_start_prints_a_flood_of_progress_events_a_few_lines_a_second(hostile, t
     progress = [line for line in output.splitlines() if "Starting your server" in line]
     assert status == 0 and progress[-1].endswith("100% ready"), output[-3000:]
     assert len(progress) <= 4 * took + 2, (len(progress), took)  # at most 4 a second (PROGRESS_INTERVAL), and the last
+
+
+def test_servers_warns_of_sharing_on_a_hub_older_than_5_5_1(hostile, tmp_path):
+    """Issue 29: the hub says 5.4.0 and lists a server bob shared: `servers` lists it with one line of warning."""
+    server, hub = hostile
+    server.crafted = "sharing-bug"
+    status, output, _, _ = run_sh(hub, tmp_path, "servers")
+    assert status == 0 and "(default) (shared by bob)" in output, output
+    assert [line for line in output.splitlines() if "5.5.1" in line] == [
+        "note: JupyterHub 5.4.0 has a high-severity sharing bug fixed in 5.5.1: ask the hub's admin to upgrade "
+        "before relying on shared servers"], output
