@@ -52,6 +52,14 @@ c.JupyterHub.extra_user_scopes = {{"{user_scope(name)}"}}
 """
 
 
+# Required: without it the hub exchanges a code asked for without PKCE whatever verifier comes with it (field note
+# 50), so a local user who reads a sign-in's state (on the browser's command line) can deliver their own code.
+PKCE_LINES = """# Required (JupyterHub 6.0+): refuse authorizations without PKCE (the bridge always sends it). Without it,
+# another local user can complete a user's `login --browser` with their own account.
+c.JupyterHub.oauth_require_pkce = True
+"""
+
+
 def config_snippet(name: str, port: int) -> str:
     secret = ',\n    "api_token": os.environ["BRIDGE_OAUTH_SECRET"],\n}'
     spec = json.dumps(service(name, port), indent=4).replace("\n}", secret)
@@ -60,9 +68,7 @@ def config_snippet(name: str, port: int) -> str:
 # Make one with `openssl rand -hex 32` and give it to the hub as BRIDGE_OAUTH_SECRET.
 import os
 c.JupyterHub.services.append({spec})
-{user_scope_lines(name)}# Optional (JupyterHub 6.0+): refuse authorizations without PKCE (the bridge always sends it).
-# c.JupyterHub.oauth_require_pkce = True
-"""
+{user_scope_lines(name)}{PKCE_LINES}"""
 
 
 def hand_out(name: str, port: int) -> str:
@@ -98,8 +104,8 @@ def register_oauth(args) -> int:
         raise BridgeError(f"the hub did not register the OAuth client: {why}.")
     print(f"Registered the OAuth client {client_of(args.name, args.port).id} (service '{args.name}'). Its secret, "
           f"shown this once:\n{secret}\n")
-    print(f"Users still need the scope {user_scope(args.name)}, which only the hub's configuration gives:\n"
-          f"{user_scope_lines(args.name)}\n{hand_out(args.name, args.port)}")
+    print(f"Users still need the scope {user_scope(args.name)}, and the hub must require PKCE, which only the "
+          f"hub's configuration does:\n{user_scope_lines(args.name)}{PKCE_LINES}\n{hand_out(args.name, args.port)}")
     return 0
 
 
