@@ -6,6 +6,7 @@ import os
 
 from addon.core import login_record
 from addon.hub import api as hub
+from addon.hub import tokens
 from addon.core import settings
 from addon.core.printable import LINE
 from addon.core.printable import printable
@@ -29,14 +30,23 @@ def revoke(login: login_record.Login) -> str:
     if not token or not token.token or not token.id:
         return "no hub token to revoke"
     try:
-        s = stored_settings(login)
-        answer = asyncio.run(hub.Hub(s).revoke_token(token.user, token.id))
+        h = hub.Hub(stored_settings(login))
+        access = access_tokens(h, token.user, token.id)
+        answer = asyncio.run(h.revoke_token(token.user, token.id))
     except (ValueError, hub.HubError) as e:
         return f"could not revoke the hub token ({getattr(e, 'message', e)}): it expires by itself " \
                f"({token.expiry_text()})"
     if answer.status in (204, 403, 404):  # 403/404: expired or revoked already
-        return "revoked the hub token" if answer.status == 204 else "the hub token was no longer valid"
-    return f"could not revoke the hub token ({hub.hub_message(answer.status, answer.body)})"
+        return ("revoked the hub token" if answer.status == 204 else "the hub token was no longer valid") + access
+    return f"could not revoke the hub token ({hub.hub_message(answer.status, answer.body)}){access}"
+
+
+def access_tokens(h: hub.Hub, user: str, token_id: str) -> str:
+    """Revoke the access tokens that bridges on this machine made with the login's token (a running bridge's too:
+    it stops serving once the login is gone); what happened, as the rest of logout's sentence."""
+    revoked, trouble = asyncio.run(tokens.revoke_leftovers(h, user, token_id))
+    said = f" and {revoked} access token(s) of bridges on this machine" if revoked else ""
+    return f"{said} (could not revoke their access tokens: {trouble})" if trouble else said
 
 
 def logout(environ=os.environ) -> int:
