@@ -24,14 +24,15 @@ def stored_settings(login: login_record.Login) -> Settings:
     return settings.resolve(values | {"jupyterhub_api_token": token}, os.environ)
 
 
-def revoke(login: login_record.Login) -> str:
-    """Give the stored hub token back to the hub; what happened, in words."""
+def revoke(login: login_record.Login, with_access: bool = False) -> str:
+    """Give the stored hub token back to the hub, and (with_access, for logout) the access tokens bridges here made
+    with it; what happened, in words. A new login leaves those: a running bridge goes on with the new login."""
     token = login.hub_token
     if not token or not token.token or not token.id:
         return "no hub token to revoke"
     try:
         h = hub.Hub(stored_settings(login))
-        access = access_tokens(h, token.user, token.id)
+        access = access_tokens(h, token.user, token.id) if with_access else ""
         answer = asyncio.run(h.revoke_token(token.user, token.id))
     except (ValueError, hub.HubError) as e:
         return f"could not revoke the hub token ({getattr(e, 'message', e)}): it expires by itself " \
@@ -55,7 +56,7 @@ def logout(environ=os.environ) -> int:
     except ValueError as e:
         login = login_record.Login()
         print(printable(f"warning: {e}", LINE))
-    said = revoke(login) if login != login_record.Login() else "there was no stored login"
+    said = revoke(login, with_access=True) if login != login_record.Login() else "there was no stored login"
     removed = store.delete(environ)
     print(printable(f"Logged out: {said}; {'removed ' + str(store.path(environ)) if removed else 'no file to remove'}.",
                     LINE))  # `said` quotes the hub
