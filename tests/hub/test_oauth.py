@@ -302,6 +302,7 @@ def test_an_admin_registers_the_oauth_client_at_run_time_and_a_user_token_may_no
                        env=admin, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     secret = next(line for line in r.stdout.splitlines() if re.fullmatch(r"[0-9a-f]{64}", line))
+    assert "\nc.JupyterHub.oauth_require_pkce = True\n" in r.stdout  # issue 28: what the hub's config still needs
     # The hub knows the client and its secret: login --browser gets as far as the sign-in URL.
     env = environment(tmp_path / "user", oauth_hub, JUPYTER_OAUTH_CLIENT_ID="service-bridge-two",
                       JUPYTER_OAUTH_CLIENT_SECRET=secret, JUPYTER_OAUTH_PORT=str(port))
