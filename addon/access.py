@@ -56,6 +56,7 @@ class Access:
         self.renewal: asyncio.Task | None = None
         self.backoff, self.retry_at = 0.0, 0.0  # after a failed attempt: its wait, and when it ends (monotonic)
         self.shared_checked = False  # whether the hub's version was checked for sharing's bug (once)
+        self.sweep: asyncio.Task | None = None  # the leftovers of earlier bridges, revoked once
 
     def configure(self, updated: set[str]) -> None:
         """Ask the hub as soon as the settings are known (at start: while the script loads, so that the hub answers
@@ -80,7 +81,7 @@ class Access:
 
     def needed(self) -> bool:
         s = self.config.settings
-        return s is not None and bool(s.hub_token) and not s.server_token
+        return s is not None and bool(s.hub_token) and not s.server_token and not self.config.logged_out
 
     def start_making(self) -> asyncio.Task:
         """The one attempt under way, started when there is none and the back-off after a failure is over (until
@@ -116,6 +117,8 @@ class Access:
                                   f"it {new.expiry_text()}", LINE))
         if old and (trouble := await tokens.revoke_access(self.config.hub, old)):
             logger.warning(printable(f"could not revoke the previous access token: {trouble}", LINE))
+        if self.sweep is None and new.id is not None:
+            self.sweep = asyncio.get_running_loop().create_task(self.revoke_leftovers(new.user))
         return True
 
     async def warn_of_sharing(self) -> None:
@@ -128,6 +131,16 @@ class Access:
             return  # the version is only for this warning
         if warning:
             logger.warning(printable(f"{warning}.", LINE))
+
+    async def revoke_leftovers(self, user: str) -> None:
+        """Revoke the access tokens that bridges on this machine made and left valid (killed, or stopped before
+        SIGHUP was handled): found by their note, their process gone."""
+        try:
+            revoked, _ = await tokens.revoke_leftovers(self.config.hub, user)
+        except hub.HubError:
+            return  # the hub did not answer: they expire by themselves
+        if revoked:
+            logger.info(f"revoked {revoked} access token(s) that earlier bridges on this machine left valid")
 
     def failed(self, why: str) -> None:
         """Log the failure once; the bridge's clients that it leaves without a token are told it too (rewrite.py).
@@ -155,7 +168,7 @@ class Access:
                 await asyncio.sleep(RETRY)
 
     async def done(self) -> None:
-        for task in (self.renewal, self.making):
+        for task in (self.renewal, self.making, self.sweep):
             if task:
                 task.cancel()
         if self.token is None or self.token.id is None:

@@ -24,6 +24,7 @@ class Config:
     settings: Settings | None = None
     hub: Hub | None = None
     stored_token: login_record.HubToken | None = None  # the record of the hub token in use, when ./run.sh login made it
+    logged_out = False  # the login the bridge served with was removed (./run.sh logout): Renew says so, no more tokens
     access_problem = ""  # why the hub made no access token, as Access last logged it (printable); "" once it did
 
     def __init__(self, environ: Mapping[str, str] = os.environ) -> None:

@@ -48,6 +48,8 @@ LONGEST_SLEEP = 300.0
 STEP = 3.0
 LOCK_WAIT = 40.0  # another bridge renewing holds the lock for a few hub calls (each up to hub.API_TIMEOUT)
 WARN_EVERY = timedelta(days=1)
+LOGGED_OUT = (f"You logged out ({RUN} logout removed the login): the bridge serves no more. Run {RUN} login, "
+              "then start the bridge again.")
 EXPIRED = "bridge_login_expired"  # flow.metadata: refused for an expired login token, and logged already
 
 
@@ -131,10 +133,16 @@ class Renew:
             self.task.cancel()
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        """The bridge's own clients get no answer made with an expired login token, whatever answer the addons
-        before had made (an access token the expired one could not make, say): they get what to do."""
+        """The bridge's own clients get no answer made with an expired login token, nor once the login is gone
+        (`./run.sh logout`), whatever answer the addons before had made (an access token the expired one could not
+        make, say): they get what to do."""
         record = self.config.stored_token
-        if not (flow.live and flow.metadata.get(rewrite.BRIDGES) and record):
+        if not (flow.live and flow.metadata.get(rewrite.BRIDGES) and (record or self.config.logged_out)):
+            return
+        if self.config.logged_out:
+            flow.request.stream = False
+            flow.response = rewrite.own_response(flow, 503, LOGGED_OUT)
+            flow.comment, flow.marked = LOGGED_OUT, ":warning:"
             return
         if time.time() >= expiry_seconds(record.expires_at):  # expired(), without a datetime per request
             self.tell_expired(record)
@@ -158,10 +166,15 @@ class Renew:
         self.seen = store.stamp(self.config.environ)
         try:
             login = store.load(self.config.environ)
-            stored = login.hub_token_for(s.server_host, s.server_port, s.tls_name, s.ca_file) \
+            stored = login.hub_token_for(s.server_host, s.server_port, s.tls_name, s.ca_file, s.base_url) \
                 if s and s.hub_token else None
         except ValueError as e:
             logger.warning(printable(f"the hub token will not be renewed: {e}", LINE))
+            return None
+        if self.ours and login.hub_token is None:  # ./run.sh logout (or rm) removed the login the bridge serves with
+            if not self.config.logged_out:
+                logger.warning(LOGGED_OUT)
+            self.config.logged_out = True
             return None
         if stored is None or (stored.token != s.hub_token and not self.ours):
             return None  # the bridge does not use the stored token (JUPYTERHUB_API_TOKEN, say): not ours to renew

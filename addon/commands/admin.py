@@ -61,13 +61,21 @@ c.JupyterHub.extra_user_scopes = {{"{user_scope(name)}"}}
 """)
 
 
+# Required: without it the hub exchanges a code asked for without PKCE whatever verifier comes with it (field note
+# 50), so a local user who reads a sign-in's state (on the browser's command line) can deliver their own code.
+PKCE_LINES = """# Required (JupyterHub 6.0+): refuse authorizations without PKCE (the bridge always sends it). Without it,
+# another local user can complete a user's `login --browser` with their own account.
+c.JupyterHub.oauth_require_pkce = True
+"""
+
+
 def pkce_lines(hub_version: str) -> str:
     major = hub_versions.major(hub_version)
     if major is not None and major < 6:
-        return f"# JupyterHub {hub_version} cannot require PKCE (6.0 can); the bridge sends it all the same.\n"
-    return """# Optional (JupyterHub 6.0+): refuse authorizations without PKCE (the bridge always sends it).
-# c.JupyterHub.oauth_require_pkce = True
-"""
+        return (f"# JupyterHub {hub_version} cannot require PKCE (6.0 can): another local user who reads a sign-in's "
+                "state could complete a user's\n# `login --browser` with their own account; `login` then shows whom "
+                "the hub signed in and asks.\n")
+    return PKCE_LINES
 
 
 SCOPES_4 = "# JupyterHub 4.x: leave read:users:shares!user out of the client's scopes (4.x has no sharing).\n"
@@ -130,8 +138,8 @@ def register_oauth(args) -> int:
         raise BridgeError(f"the hub did not register the OAuth client: {why}.")
     print(f"Registered the OAuth client {client_of(args.name, args.port).id} (service '{args.name}'). Its secret, "
           f"shown this once:\n{secret}\n")
-    print(f"Users still need the scope {user_scope(args.name)}, which only the hub's configuration gives:\n"
-          f"{user_scope_lines(args.name)}\n{hand_out(args.name, args.port)}")
+    print(f"Users still need the scope {user_scope(args.name)}, and the hub must require PKCE, which only the "
+          f"hub's configuration does:\n{user_scope_lines(args.name)}{PKCE_LINES}\n{hand_out(args.name, args.port)}")
     return 0
 
 

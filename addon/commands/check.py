@@ -93,7 +93,7 @@ async def check_tls(c: Checklist) -> str:
 
 async def check_hub(c: Checklist) -> str:
     s = c.s
-    answer = await c.hub.api("GET", "")
+    answer = await c.hub.api("GET", "", token=False)  # the version needs no token: none goes before the hub is known
     if answer.status != 200 or "version" not in answer.json():
         raise Failed(f"The hub at {s.dial_url} answered {answer.status} for {s.base_url}hub/api, not JupyterHub's "
                      "version.",

@@ -239,7 +239,7 @@ def main(argv: list[str]) -> int:
         args, confdir = mitmproxy_args(tool, s), own_confdir(os.environ)
         s, notes = token_owner(s)
         if not stored.holds(s.hub_token) and (why := stored.refusal(s.server_host, s.server_port, s.tls_name,
-                                                                    s.ca_file)):
+                                                                    s.ca_file, s.base_url)):
             notes.append(f"  warning: the hub token {RUN} login stored is not used: {why}")
         notes += store.origin_lines(stored, os.environ, set_overrides(extra), settings.ENV_OF, s.hub_token,
                                     s.local_secret)

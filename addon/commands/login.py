@@ -97,6 +97,21 @@ def gather(args, environ) -> dict[str, str]:
     return values
 
 
+def confirmed(question: str) -> bool:
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def confirm_base_url(s: Settings, interactive: bool) -> None:
+    """A base URL other than / is shown, and on a terminal confirmed, before a password or token goes there: under
+    the hub's host a path can be a user's server (the settings refuse those JupyterHub reserves: field note 49)."""
+    if s.base_url == "/":
+        return
+    url = f"{s.dial_url}{s.base_url.lstrip('/')}"
+    check.say(f"The hub's base URL is {s.base_url}: your password or sign-in and the hub token go to {url}hub/.")
+    if interactive and not confirmed(f"Is {url} your hub's own address, as its admin gave it?"):
+        raise Stop(f"login stopped: nothing was sent. Run {RUN} login with the hub's own URL.")
+
+
 def reach(values: dict[str, str]) -> Settings:
     """The settings for the new login, after the address, TLS and hub checks (the password waits for them)."""
     try:
@@ -147,8 +162,10 @@ async def pasted(s: Settings, token: str) -> login_record.HubToken:
 
 def credentials_for(s: Settings, args, interactive: bool) -> login_record.HubToken:
     """The new token: made from the password, or pasted from the token page on hubs that take no password."""
-    if args.browser and (token := oauth.browser_token(s, args.set, args.open)):
-        return oauth.own_token(s, asyncio.run(pasted(s, token)), "the sign-in's OAuth token")
+    if args.browser and (token := oauth.browser_token(s, args.set, args.open, interactive)):
+        given = asyncio.run(pasted(dataclasses.replace(s, username=""), token))  # whom the hub signed in
+        signed_in(given.user, s.username, interactive)
+        return oauth.own_token(s, given, "the sign-in's OAuth token")
     page = ""
     if not (args.token_stdin or args.browser):
         answer = asyncio.run(hub.Hub(s).request("GET", f"{s.base_url}hub/login", [("Host", s.hub_authority)]))
@@ -174,6 +191,18 @@ def credentials_for(s: Settings, args, interactive: bool) -> login_record.HubTok
     else:
         raise Stop("there is no terminal to ask for the password on: give it with --password-stdin.")
     return asyncio.run(sign_in(s, password, s.token_lifetime))
+
+
+def signed_in(user: str, expected: str, interactive: bool) -> None:
+    """The account a browser sign-in came back with is the user's: the one known (stored, --set, the environment),
+    else the one they confirm. Another account's code can reach the callback with this sign-in's state (a local
+    user reads it from the browser's command line) on a hub that does not require PKCE (field note 50)."""
+    if expected and user != expected:
+        raise Stop(f"the sign-in came back signed in as '{user}', not as '{expected}': nothing was stored. If you "
+                   f"did not sign in as '{user}', another's sign-in reached {RUN} login: tell the hub's admin "
+                   f"({oauth.ADMIN} says what the hub needs).")
+    if not expected and not (interactive and confirmed(f"The hub signed you in as '{user}'. Is that you?")):
+        raise Stop(f"the sign-in as '{user}' was not confirmed: nothing was stored.")
 
 
 def trusted(s: Settings) -> login_record.Trust:
@@ -225,6 +254,7 @@ def login(args, environ=os.environ) -> int:
     old = store.load(environ)
     values = gather(args, environ)
     s = reach(values)
+    confirm_base_url(s, sys.stdin.isatty())
     trust = trusted(s)
     made = credentials_for(s, args, sys.stdin.isatty() and not args.password_stdin)
     kept = {"jupyter_server_ip_or_name": s.server_host, "jupyter_server_port": str(s.server_port),

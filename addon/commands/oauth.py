@@ -145,11 +145,14 @@ NO_ANSWER = (f"No sign-in came back within {WAIT / 60:g} minutes. If the hub's p
              f"the hub's admin must fix the client ({ADMIN} prints how). Using the hub's token page instead.")
 
 
-async def browser_sign_in(h: hub.Hub, c: Client, open_it: bool) -> str | None:
+async def browser_sign_in(h: hub.Hub, c: Client, open_it: bool, interactive: bool) -> str | None:
     """The OAuth token of a sign-in in the browser, or None (after one line saying why) to use the token page."""
     if why := await missing_client(h, c):
         print(no_client_line(why, c))
         return None
+    if not (h.settings.username or interactive):  # login compares whom the hub signed in with the user's name
+        raise BridgeError("login --browser without a terminal needs your user name, to check whom the hub signed "
+                          "in:", "add --set jupyter_username=<your user name on the hub>.")
     state, (verifier, challenge) = secrets.token_urlsafe(24), flow.pkce()
     scopes = client_scopes(await h.version())
     came = await wait_for_browser(c, state, flow.authorize_url(hub_url(h.settings), c, state, challenge, scopes), open_it)
@@ -168,14 +171,15 @@ async def browser_sign_in(h: hub.Hub, c: Client, open_it: bool) -> str | None:
     raise BridgeError(f"the hub did not give a token for the sign-in: {error}.", "Run login --browser again.")
 
 
-def browser_token(s: Settings, sets: list[str], open_it: bool, environ=os.environ) -> str | None:
-    """login --browser: the OAuth token of a sign-in on the hub's page; None (said why) to use the token page."""
+def browser_token(s: Settings, sets: list[str], open_it: bool, interactive: bool, environ=os.environ) -> str | None:
+    """login --browser: the OAuth token of a sign-in on the hub's page; None (said why) to use the token page.
+    Without a terminal to confirm whom the hub signed in, the user's name must be known (s.username)."""
     c = client(sets, environ)
     if not c.secret:
         print(f"No OAuth client secret: set JUPYTER_OAUTH_CLIENT_SECRET_FILE to the file the hub's admin handed "
               f"out ({ADMIN} tells them how). Using the hub's token page instead.")
         return None
-    return asyncio.run(browser_sign_in(hub.Hub(dataclasses.replace(s, hub_token=None)), c, open_it))
+    return asyncio.run(browser_sign_in(hub.Hub(dataclasses.replace(s, hub_token=None)), c, open_it, interactive))
 
 
 async def swap(s: Settings, given: login_record.HubToken) -> tuple[login_record.HubToken | None, str]:

@@ -25,6 +25,7 @@ ScriptLoader's place in the chain, they see flows before `Save` (`-w`) and the d
 
 import asyncio
 import os
+import signal
 import sys
 
 from h11._receivebuffer import ReceiveBuffer
@@ -58,6 +59,15 @@ async def scripts_loaded(m: master.Master) -> None:
         await asyncio.sleep(0)
 
 
+def hang_up_as_terminate(m: master.Master) -> None:
+    """SIGHUP (a closed terminal, a dropped SSH session) stops mitmproxy as its SIGTERM does, so that the addons'
+    `done` hooks run: the bridge revokes its access token (mitmproxy handles SIGINT and SIGTERM only: field note 51).
+    Called in mitmproxy's running loop, as its own handlers are."""
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.call_soon_threadsafe(m.shutdown))
+
+
 def listening_after_start(master_cls: type[master.Master], confdir: str) -> type[master.Master]:
     """master_cls whose proxy listens only once its start-up has finished, with mitmproxy's folder `confdir`."""
 
@@ -71,6 +81,7 @@ def listening_after_start(master_cls: type[master.Master], confdir: str) -> type
             self.addons.get("proxyserver").setup_servers = listen_later
 
         async def running(self) -> None:
+            hang_up_as_terminate(self)
             await super().running()
             await scripts_loaded(self)
             if check := self.addons.get("errorcheck"):

@@ -87,15 +87,20 @@ class Login:
         kept = {**self.settings, "jupyter_cluster_ca_cert": self.kept_trust().ca_file or ""} if self.settings else {}
         return {name: str(kept[name]) for name in STORED_OPTIONS if kept.get(name) is not None}
 
-    def refusal(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None) -> str | None:
+    def refusal(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None,
+                base_url: str) -> str | None:
         """Why the stored hub token must not go to this peer (None: it may, or there is none): it goes only to
-        the hub, TLS name and trust the login verified. Raises SettingError when the CA file it trusted changed."""
+        the hub, base URL, TLS name and trust the login verified (another base URL on the same host can be a
+        user's server: field note 49). Raises SettingError when the CA file it trusted changed."""
         if not (self.hub_token and self.hub_token.token):
             return None
         kept, trust = self.settings, self.kept_trust()
         if (kept.get("jupyter_server_ip_or_name"), str(kept.get("jupyter_server_port"))) != (server_host,
                                                                                            str(server_port)):
             return f"it was made for {kept.get('jupyter_server_ip_or_name')}:{kept.get('jupyter_server_port')}"
+        if kept.get("jupyterhub_base_url", "/") != base_url:
+            return (f"the base URL {base_url} (JUPYTERHUB_BASE_URL) is not the one {RUN} login verified "
+                    f"({kept.get('jupyterhub_base_url', '/')})")
         if kept.get("jupyter_server_name", tls_name) != tls_name:
             return (f"the TLS name {tls_name!r} (JUPYTER_SERVER_NAME) is not the one {RUN} login verified "
                     f"({kept['jupyter_server_name']!r})")
@@ -107,12 +112,13 @@ class Login:
                                f"(its SHA-256 differs): if you trust the new file, run {RUN} login to accept it.")
         return None
 
-    def hub_token_for(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None) -> HubToken | None:
-        """The stored hub token, only for the hub, TLS name and trust it was made for (never sent to another
-        peer); raises SettingError when the trusted CA file changed."""
+    def hub_token_for(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None,
+                      base_url: str) -> HubToken | None:
+        """The stored hub token, only for the hub, base URL, TLS name and trust it was made for (never sent to
+        another peer); raises SettingError when the trusted CA file changed."""
         if not (self.hub_token and self.hub_token.token):
             return None
-        return None if self.refusal(server_host, server_port, tls_name, ca_file) else self.hub_token
+        return None if self.refusal(server_host, server_port, tls_name, ca_file, base_url) else self.hub_token
 
     def holds(self, hub_token: str | None) -> HubToken | None:
         """The stored record of this hub token, when it is the stored one."""

@@ -4,6 +4,7 @@ variable and says what to write instead. `settings.resolve` reads the options th
 import os
 import re
 import stat
+from urllib.parse import unquote
 
 from addon.core.errors import SettingError
 from addon.core.options import DEFAULT_CA
@@ -84,10 +85,25 @@ def count(values: dict[str, str], name: str) -> int:
     return int(raw)
 
 
+# Path segments under which JupyterHub's proxy routes to users' servers and to services, whose code their owners
+# control (field note 49): a base URL with one of them is inside such a server, which would receive the password
+# and the hub token. `hub` is the hub's own folder: as the base URL's last segment it can be a hub's prefix
+# (/hub/hub/api), before it the rest is a page of the hub.
+RESERVED_SEGMENTS = ("user", "users", "services")
+
+
 def base_url(raw: str) -> str:
     parts = [p for p in raw.strip().split("/") if p]
-    if any(p in (".", "..") for p in parts):
+    if any(unquote(p) in (".", "..") for p in parts):
         raise SettingError(f"JUPYTERHUB_BASE_URL={raw!r} must not contain '.' or '..' segments.")
+    for i, part in enumerate(parts):
+        name = unquote(part).lower()  # as the proxy may read it: %75ser, User
+        if name in RESERVED_SEGMENTS or (name == "hub" and i < len(parts) - 1):
+            hub = "/" + "".join(f"{p}/" for p in parts[:i])
+            where = "the hub's own pages" if name == "hub" else "users' servers and services, whose owners see " \
+                                                                "what is sent there"
+            raise SettingError(f"JUPYTERHUB_BASE_URL={raw!r} is inside /{part}/, where JupyterHub keeps {where}, not "
+                               f"the hub: use the hub's own URL, https://<your hub>{hub} (base URL {hub}).")
     return "/" + "".join(f"{p}/" for p in parts)
 
 

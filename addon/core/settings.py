@@ -153,7 +153,8 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str], stored: l
     listen_host = values["jupyter_proxy_ip_or_name"].strip().strip("[]") or "localhost"
     server_port = option_values.port(values, "jupyter_server_port")
     ca_file = option_values.ca_file(values["jupyter_cluster_ca_cert"])
-    record = stored.hub_token_for(server_host, server_port, tls_name, ca_file)
+    base_url = option_values.base_url(values["jupyterhub_base_url"])
+    record = stored.hub_token_for(server_host, server_port, tls_name, ca_file, base_url)
     hub_token = _hub_token(values, environ) or (record.token if record else None)
     return Settings(
         listen_host=listen_host,
@@ -166,7 +167,7 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str], stored: l
             values, "jupyter_username", "your JupyterHub user name (or set JUPYTERHUB_API_TOKEN)"),
         named_server=values["jupyter_named_server"].strip().strip("/"),
         ca_file=ca_file,
-        base_url=option_values.base_url(values["jupyterhub_base_url"]),
+        base_url=base_url,
         hub_token=hub_token,
         local_secret=_local_secret(values, environ, listen_host, hub_token, stored, record),
         autostart=option_values.flag(values, "jupyter_autostart"),

@@ -1,6 +1,7 @@
 """The token requests of `./run.sh login`, of the renewal and of the access token, and what is kept of a token
 the hub made; `access_token` has the hub make the access token (the rest is pure)."""
 
+import os
 import re
 import socket
 
@@ -105,9 +106,55 @@ def access_scope(user: str, server: str) -> str:
     return f"access:servers!server={user}/{server}"
 
 
-def access_request(user: str, server: str, lifetime: int, why: str = "") -> dict:
-    note = f"jupyterhub-bridge on {socket.gethostname()}: access to {user}/{server}{why}"
+def access_request(user: str, server: str, lifetime: int, why: str = "", made_by: str | None = None) -> dict:
+    # The note says which process made it, with which hub token (its id): a bridge that ended without revoking it
+    # (killed, a crash) leaves it behind, and the next start, or the login's `logout`, finds it by this note.
+    by = f", by token {made_by}" if made_by else ""
+    note = f"jupyterhub-bridge on {socket.gethostname()} (pid {os.getpid()}{by}): access to {user}/{server}{why}"
     return token_request(note, lifetime, [access_scope(user, server)])
+
+
+ACCESS_NOTE = re.compile(r"jupyterhub-bridge on (?P<host>.+?) \(pid (?P<pid>[0-9]+)(?:, by token (?P<by>[^)]+))?\): "
+                         r"access to ")
+
+
+def access_leftover(note: str, host: str, alive, made_by: str | None = None) -> bool:
+    """Is a token with this note an access token a bridge on `host` made and left: its process is not `alive(pid)`;
+    or (made_by, for logout) one made with that hub token, in use or not. Another machine's is never touched."""
+    found = ACCESS_NOTE.match(note or "")
+    if not found or found["host"] != host:
+        return False
+    if made_by:
+        return found["by"] == made_by
+    return int(found["pid"]) != os.getpid() and not alive(int(found["pid"]))
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+async def revoke_leftovers(h: hub.Hub, user: str, made_by: str | None = None) -> tuple[int, str]:
+    """Revoke `user`'s access tokens that bridges on this machine made and no longer use (made_by, for logout: all
+    those made with that hub token); (how many were revoked, what went wrong or ''). Needs read:tokens and tokens
+    (a login's token has them)."""
+    answer = await h.api("GET", hub.token_path(user))
+    if answer.status != 200:
+        return 0, hub.hub_message(answer.status, answer.body)
+    host, revoked, trouble = socket.gethostname(), 0, ""
+    for model in answer.json().get("api_tokens") or []:
+        if isinstance(model, dict) and access_leftover(str(model.get("note") or ""), host, process_alive, made_by):
+            gone = await h.revoke_token(user, str(model.get("id") or ""))
+            if gone.status in (204, 404):
+                revoked += gone.status == 204
+            else:
+                trouble = hub.hub_message(gone.status, gone.body)
+    return revoked, trouble
 
 
 def cannot_send(me: owner.TokenOwner, user: str) -> str | None:
@@ -128,7 +175,7 @@ async def access_token(h: hub.Hub, user: str, server: str, lifetime: int, why: s
         raise BridgeError(f"{why_not}.", f"Run {RUN} login, or give a hub token with the scope tokens.")
     if not me.may_mint():
         return login_record.HubToken(token=h.settings.hub_token or "", user=me.name)
-    request = access_request(user, server, lifetime, why)
+    request = access_request(user, server, lifetime, why, me.token_id)
     answer = await h.mint_token(me.name, request)
     if answer.status != 201:
         raise BridgeError(f"the hub did not make an access token for the server: "

@@ -34,6 +34,7 @@ CLIENTS = Path(__file__).resolve().parents[1] / "clients"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 OPEN = "Open this URL to sign in: "
 LIFETIME = 3600
+ALICE = ("--set", "jupyter_username=alice")  # without a terminal, login --browser needs the name (issue 28)
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +180,7 @@ def kernel_through(bridge) -> tuple[str, str]:
 def test_browser_login_in_chromium_stores_the_bridges_own_token(oauth_hub, secret_file, tmp_path, start_bridge):
     home, before = tmp_path / "home", datetime.now(timezone.utc)
     oauth_before = oauth_tokens(oauth_hub)
-    login = Login(oauth_hub, environment(home, oauth_hub, secret_file))
+    login = Login(oauth_hub, environment(home, oauth_hub, secret_file), *ALICE)
     url = login.authorize_url()
     assert url.startswith(f"https://{oauth_hub['host']}:{oauth_hub['port']}/hub/api/oauth2/authorize?")
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
@@ -206,7 +207,7 @@ def test_browser_login_in_chromium_stores_the_bridges_own_token(oauth_hub, secre
 
 def test_a_wrong_state_is_refused_and_the_right_one_completes(oauth_hub, secret_file, tmp_path):
     home = tmp_path / "home"
-    login = Login(oauth_hub, environment(home, oauth_hub, secret_file))
+    login = Login(oauth_hub, environment(home, oauth_hub, secret_file), *ALICE)
     url = login.authorize_url()
     redirect = oauth_hub["oauth_client"]["redirect_uri"]
     stranger = httpx.get(redirect, params={"code": "a-code-of-someone-else", "state": "not-this-one"})
@@ -250,7 +251,7 @@ def test_a_secret_file_others_can_read_is_refused(oauth_hub, secret_file, tmp_pa
 
 def test_pkce_is_what_the_hub_requires(oauth_hub, secret_file, tmp_path):
     """--oauth-require-pkce: without the challenge the hub gives no code; with login's it does."""
-    login = Login(oauth_hub, environment(tmp_path / "home", oauth_hub, secret_file))
+    login = Login(oauth_hub, environment(tmp_path / "home", oauth_hub, secret_file), *ALICE)
     url = login.authorize_url()
     parts = urllib.parse.urlsplit(url)
     query = {k: v for k, v in urllib.parse.parse_qsl(parts.query) if not k.startswith("code_challenge")}
@@ -301,10 +302,11 @@ def test_an_admin_registers_the_oauth_client_at_run_time_and_a_user_token_may_no
                        env=admin, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     secret = next(line for line in r.stdout.splitlines() if re.fullmatch(r"[0-9a-f]{64}", line))
+    assert "\nc.JupyterHub.oauth_require_pkce = True\n" in r.stdout  # issue 28: what the hub's config still needs
     # The hub knows the client and its secret: login --browser gets as far as the sign-in URL.
     env = environment(tmp_path / "user", oauth_hub, JUPYTER_OAUTH_CLIENT_ID="service-bridge-two",
                       JUPYTER_OAUTH_CLIENT_SECRET=secret, JUPYTER_OAUTH_PORT=str(port))
-    login = Login(oauth_hub, env)
+    login = Login(oauth_hub, env, *ALICE)
     try:
         assert "client_id=service-bridge-two" in login.authorize_url()
     finally:

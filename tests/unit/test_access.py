@@ -2,6 +2,8 @@
 bridge's own mitmproxy options, and what goes upstream and out of pages."""
 
 import dataclasses
+import os
+import socket
 
 import pytest
 from mitmproxy import exceptions
@@ -32,6 +34,31 @@ def test_the_access_token_asks_for_one_server_only(user, server, scope):
     request = tokens.access_request(user, server, 86400)
     assert request["scopes"] == [scope] and request["expires_in"] == 86400
     assert request["note"].startswith("jupyterhub-bridge on ") and f"access to {user}/{server}" in request["note"]
+
+
+def test_the_access_tokens_note_names_this_machine_process_and_hub_token():
+    note = tokens.access_request("alice", "", 60, made_by="a7")["note"]
+    assert note == f"jupyterhub-bridge on {socket.gethostname()} (pid {os.getpid()}, by token a7): access to alice/"
+    assert not tokens.access_leftover(note, socket.gethostname(), lambda pid: False)  # its own: in use
+    assert tokens.access_leftover(note, socket.gethostname(), lambda pid: False, made_by="a7")
+
+
+@pytest.mark.parametrize("note, made_by, leftover", [
+    ("jupyterhub-bridge on laptop (pid 41, by token a7): access to alice/", None, True),  # its process ended
+    ("jupyterhub-bridge on laptop (pid 41): access to bob/gpu (renewed)", None, True),
+    ("jupyterhub-bridge on laptop (pid 42, by token a7): access to alice/", None, False),  # a bridge that runs
+    ("jupyterhub-bridge on laptop (pid 42, by token a7): access to alice/", "a7", True),  # logout of its login
+    ("jupyterhub-bridge on laptop (pid 42, by token b9): access to alice/", "a7", False),  # another login's
+    ("jupyterhub-bridge on desktop (pid 41, by token a7): access to alice/", "a7", False),  # another machine's
+    ("jupyterhub-bridge on desktop (pid 41, by token a7): access to alice/", None, False),
+    ("jupyterhub-bridge on laptop: access to alice/", None, False),  # made before the note said: unknown, kept
+    ("jupyterhub-bridge on laptop", "a7", False),  # a login token, not an access token
+    ("jupyterhub-bridge on laptop (renewed)", None, False),
+    ("my own token (pid 41): access to alice/", None, False),
+    ("", None, False),
+])
+def test_which_access_tokens_are_left_over(note, made_by, leftover):
+    assert tokens.access_leftover(note, "laptop", lambda pid: pid == 42, made_by) is leftover
 
 
 MINTS = owner.from_model({"name": "alice", "scopes": ["tokens!user=alice", "access:servers!user=alice"]})

@@ -95,6 +95,7 @@ def test_the_admin_snippet_is_python_with_the_client_and_the_user_scope(monkeypa
         "oauth_redirect_uri": "http://127.0.0.1:9000/oauth_callback",
         "oauth_client_allowed_scopes": oauth.SCOPES, "api_token": "s"}]
     assert c.JupyterHub.extra_user_scopes == {"access:services!service=jupyterhub-bridge"}
+    assert c.JupyterHub.oauth_require_pkce is True  # issue 28: required, not a commented-out option
     assert '"scopes": ["self", "access:services!service=jupyterhub-bridge"]' in snippet  # 5.x
 
 

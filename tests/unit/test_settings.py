@@ -58,6 +58,7 @@ def test_prefix_escapes_like_jupyterhub(user, server, base, prefix):
     ({"jupyter_server_port": "65536"}, "is not a port"),
     ({"jupyter_cluster_ca_cert": "/nonexistent/ca.pem"}, "no such file"),
     ({"jupyterhub_base_url": "/a/../b"}, "must not contain"),
+    ({"jupyterhub_base_url": "/a/%2e%2e/b"}, "must not contain"),
     ({"jupyter_proxy_stream_bodies": "1x"}, "JUPYTER_PROXY_STREAM_BODIES='1x' is not a size: use bytes, or a number"),
     ({"jupyter_proxy_stream_bodies": "0"}, "JUPYTER_PROXY_STREAM_BODIES='0' is not a size"),
     ({"jupyter_proxy_stream_bodies": "-1m"}, "is not a size"),
@@ -67,6 +68,29 @@ def test_prefix_escapes_like_jupyterhub(user, server, base, prefix):
 def test_bad_settings_say_what_to_do(over, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         resolve(**over)
+
+
+@pytest.mark.parametrize("raw, use", [
+    # Issue 28 (field note 49): under user/, users/ and services/ the proxy routes to a server whose owner sees
+    # what is sent there; hub/ before the last segment is a page of the hub.
+    ("/user/alice/", "/"), ("user", "/"), ("/jupyter/user/alice/", "/jupyter/"), ("/users/", "/"),
+    ("/services/x/", "/"), ("/a/services/", "/a/"), ("/User/alice/", "/"), ("/%75ser/alice/", "/"),
+    ("/hub/login/", "/"), ("/jupyter/hub/api/", "/jupyter/"), ("/x/user/alice/hub/", "/x/"),
+])
+def test_a_base_url_inside_a_server_is_refused_with_the_one_to_use(raw, use):
+    with pytest.raises(ValueError) as refused:
+        resolve(jupyterhub_base_url=raw)
+    said = str(refused.value)
+    assert said.startswith(f"JUPYTERHUB_BASE_URL={raw!r} is inside /") and "\n" not in said
+    assert said.endswith(f"use the hub's own URL, https://<your hub>{use} (base URL {use}).")
+
+
+@pytest.mark.parametrize("raw, base", [
+    ("/", "/"), ("", "/"), ("/jupyter/", "/jupyter/"), ("jupyter", "/jupyter/"), ("/hub/", "/hub/"),
+    ("/a/hub", "/a/hub/"), ("/userland/", "/userland/"), ("/my-users/", "/my-users/"), ("/jupyterhub/", "/jupyterhub/"),
+])
+def test_base_urls_of_hubs_are_taken(raw, base):
+    assert resolve(jupyterhub_base_url=raw).base_url == base
 
 
 @pytest.mark.parametrize("raw, size", [

@@ -157,15 +157,18 @@ def test_a_file_that_is_not_the_bridges_is_refused(home):
         store.load(home)
 
 
-@pytest.mark.parametrize("host, port, tls_name, ca_file, expected", [
-    ("10.1.2.3", 8443, "hub.internal", None, "stored-hub-token"),
-    ("10.1.2.3", 443, "hub.internal", None, None),  # another port: another hub
-    ("hub.example.org", 8443, "hub.internal", None, None),
-    ("10.1.2.3", 8443, "other.name", None, None),  # issue 17: a TLS name the login did not verify
-    ("10.1.2.3", 8443, "hub.internal", "/somewhere/my_sslca.cert", None),  # a CA the login did not trust
+@pytest.mark.parametrize("host, port, tls_name, ca_file, base_url, expected", [
+    ("10.1.2.3", 8443, "hub.internal", None, "/jupyter/", "stored-hub-token"),
+    ("10.1.2.3", 443, "hub.internal", None, "/jupyter/", None),  # another port: another hub
+    ("hub.example.org", 8443, "hub.internal", None, "/jupyter/", None),
+    ("10.1.2.3", 8443, "other.name", None, "/jupyter/", None),  # issue 17: a TLS name the login did not verify
+    ("10.1.2.3", 8443, "hub.internal", "/somewhere/my_sslca.cert", "/jupyter/", None),  # a CA it did not trust
+    ("10.1.2.3", 8443, "hub.internal", None, "/", None),  # issue 28: another base URL may be a user's server
+    ("10.1.2.3", 8443, "hub.internal", None, "/jupyter/x/", None),
 ])
-def test_the_stored_token_goes_only_to_its_own_hub_and_trust(home, host, port, tls_name, ca_file, expected):
-    found = logged_in(home).hub_token_for(host, port, tls_name, ca_file)
+def test_the_stored_token_goes_only_to_its_own_hub_and_trust(home, host, port, tls_name, ca_file, base_url,
+                                                              expected):
+    found = logged_in(home).hub_token_for(host, port, tls_name, ca_file, base_url)
     assert (found.token if found else None) == expected
 
 
@@ -175,12 +178,12 @@ def test_a_ca_file_trusted_at_login_that_changed_stops_with_the_fix(home, tmp_pa
     ca.write_text("-----BEGIN CERTIFICATE-----\none\n")
     login = login_record.Login(settings=dict(HUB), hub_token=login_record.HubToken("stored-hub-token"), trust=login_record.trust_of(str(ca)))
     store.save(login, home)
-    assert store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", str(ca)).token == "stored-hub-token"
-    assert store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", None) is None  # the system store: not it
+    assert store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", str(ca), "/jupyter/").token == "stored-hub-token"
+    assert store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", None, "/jupyter/") is None  # the system store: not it
     ca.write_text("-----BEGIN CERTIFICATE-----\nanother\n")
     with pytest.raises(ValueError, match=f"{ca}, the CA file ./run.sh login verified the hub with, has changed "
                                          r"since \(its SHA-256 differs\).*run ./run.sh login to accept it"):
-        store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", str(ca))
+        store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", str(ca), "/jupyter/")
     with pytest.raises(ValueError, match="has changed"):
         settings_of(home)
 
@@ -196,19 +199,27 @@ def test_a_planted_default_ca_file_is_not_taken_after_a_system_store_login(home,
     assert (s.ca_file, s.hub_token) == (str(tmp_path / "my_sslca.cert"), None)  # but gets no stored token
     assert s.local_secret != "stored-local-token"  # nor the stored local token: only with the stored hub token
     assert "is not what ./run.sh login verified the hub with (the system trust store)" in store.load(home).refusal(
-        s.server_host, s.server_port, s.tls_name, s.ca_file)
+        s.server_host, s.server_port, s.tls_name, s.ca_file, s.base_url)
 
 
 def test_precedence_set_over_environment_over_stored_over_default(home):
     logged_in(home)
     environ = {**home, "JUPYTER_SERVER_PORT": "8443", "JUPYTER_USERNAME": "bob"}
-    s = settings_of(environ, overrides={"jupyterhub_base_url": "/from-set/"})
-    assert s.base_url == "/from-set/"  # --set over the stored one
+    s = settings_of(environ)
+    assert s.base_url == "/jupyter/"  # stored
     assert s.username == "bob"  # environment over the stored one
     assert (s.server_host, s.tls_name) == ("10.1.2.3", "hub.internal")  # stored
     assert s.listen_port == 8000  # default
     assert s.hub_token == "stored-hub-token"
     assert s.local_secret == "stored-local-token"
+    # Issue 28: a base URL given with --set (or the environment) wins, but the stored tokens do not go there: under
+    # the same host it may be a user's server
+    for s in (settings_of(environ, overrides={"jupyterhub_base_url": "/from-set/"}),
+              settings_of({**environ, "JUPYTERHUB_BASE_URL": "/from-env/"})):
+        assert s.base_url in ("/from-set/", "/from-env/")
+        assert s.hub_token is None and s.local_secret != "stored-local-token"
+    s = settings_of(environ, overrides={"jupyterhub_base_url": "jupyter"})  # the same, written otherwise
+    assert s.hub_token == "stored-hub-token"
     # Issue 17: a TLS name given with --set wins too, but the stored tokens do not go to a name login did not verify
     s = settings_of(environ, overrides={"jupyter_server_name": "from-set"})
     assert s.tls_name == "from-set" and s.hub_token is None and s.local_secret != "stored-local-token"
