@@ -124,7 +124,7 @@ def test_browser_login_and_the_admins_lines(vhub, hub_version, tmp_path):
     secret.write_text(vhub["oauth_client"]["client_secret"] + "\n")
     secret.chmod(0o600)
     home = tmp_path / "home"
-    login = Login(vhub, environment(home, vhub, secret))
+    login = Login(vhub, environment(home, vhub, secret), "--set", "jupyter_username=alice")  # no terminal to ask on
     url = login.authorize_url()
     with browser(vhub) as client:
         sign_in(client, vhub, "alice")
