@@ -9,6 +9,7 @@ from dataclasses import field
 from datetime import datetime
 from datetime import timezone
 
+from addon.core import trust as hub_trust
 from addon.core.errors import SettingError
 from addon.core.invocation import RUN
 
@@ -56,13 +57,20 @@ def file_sha256(file: str) -> str:
 
 @dataclass(frozen=True)
 class Trust:
-    """How `./run.sh login` verified the hub: the system trust store (ca_file None), or the CA file at this
-    absolute path with this content."""
+    """How `./run.sh login` verified the hub: the CA file at this absolute path with this content; or a
+    certificate the user confirmed on first use (its PEM and fingerprint, as ssh's known_hosts); or the system
+    trust store, pinned to the fingerprint of its CA that verified the hub (none in a login from before pins)."""
     ca_file: str | None = None
     sha256: str | None = None  # None only in a login file from before trust was stored: then the path alone
+    pin: str | None = None  # 'sha256:<hex>' of the confirmed certificate's (or the system CA's) public key
+    certificate: str | None = None  # PEM: the certificate confirmed on first use
 
     def text(self) -> str:
-        return self.ca_file or "the system trust store"
+        if self.ca_file:
+            return self.ca_file
+        if self.certificate:
+            return f"the certificate you trusted ({self.pin})"
+        return f"{hub_trust.SYSTEM} (its CA {self.pin})" if self.pin else hub_trust.SYSTEM
 
 
 def trust_of(ca_file: str | None) -> Trust:
@@ -87,39 +95,67 @@ class Login:
         kept = {**self.settings, "jupyter_cluster_ca_cert": self.kept_trust().ca_file or ""} if self.settings else {}
         return {name: str(kept[name]) for name in STORED_OPTIONS if kept.get(name) is not None}
 
-    def refusal(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None) -> str | None:
-        """Why the stored hub token must not go to this peer (None: it may, or there is none): it goes only to
-        the hub, TLS name and trust the login verified. Raises SettingError when the CA file it trusted changed."""
-        if not (self.hub_token and self.hub_token.token):
-            return None
-        kept, trust = self.settings, self.kept_trust()
+    def same_peer(self, server_host: str, server_port: int, tls_name: str) -> str | None:
+        """Why this address and TLS name are not the login's (None: they are)."""
+        kept = self.settings
         if (kept.get("jupyter_server_ip_or_name"), str(kept.get("jupyter_server_port"))) != (server_host,
                                                                                            str(server_port)):
             return f"it was made for {kept.get('jupyter_server_ip_or_name')}:{kept.get('jupyter_server_port')}"
         if kept.get("jupyter_server_name", tls_name) != tls_name:
             return (f"the TLS name {tls_name!r} (JUPYTER_SERVER_NAME) is not the one {RUN} login verified "
                     f"({kept['jupyter_server_name']!r})")
+        return None
+
+    def refusal(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None,
+                ca_content: bytes | None = None) -> str | None:
+        """Why the stored hub token must not go to this peer (None: it may, or there is none): it goes only to
+        the hub, TLS name and trust the login verified. Raises SettingError when the CA file it trusted changed
+        (`ca_content`: the file's content as the caller read it, once; else read here)."""
+        if not (self.hub_token and self.hub_token.token):
+            return None
+        trust = self.kept_trust()
+        if why := self.same_peer(server_host, server_port, tls_name):
+            return why
         if trust.ca_file != ca_file:
-            return (f"JUPYTER_CLUSTER_CA_CERT ({ca_file or 'the system trust store'}) is not what {RUN} login "
+            return (f"JUPYTER_CLUSTER_CA_CERT ({ca_file or hub_trust.SYSTEM}) is not what {RUN} login "
                     f"verified the hub with ({trust.text()})")
-        if ca_file and trust.sha256 and changed(ca_file, trust.sha256):
+        if ca_file and trust.sha256 and changed(ca_file, trust.sha256, ca_content):
             raise SettingError(f"{ca_file}, the CA file {RUN} login verified the hub with, has changed since "
                                f"(its SHA-256 differs): if you trust the new file, run {RUN} login to accept it.")
         return None
 
-    def hub_token_for(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None) -> HubToken | None:
+    def hub_token_for(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None,
+                      ca_content: bytes | None = None) -> HubToken | None:
         """The stored hub token, only for the hub, TLS name and trust it was made for (never sent to another
         peer); raises SettingError when the trusted CA file changed."""
         if not (self.hub_token and self.hub_token.token):
             return None
-        return None if self.refusal(server_host, server_port, tls_name, ca_file) else self.hub_token
+        return None if self.refusal(server_host, server_port, tls_name, ca_file, ca_content) else self.hub_token
+
+    def anchors(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None,
+                ca_content: bytes | None) -> hub_trust.Anchors:
+        """What verifies the hub in this run, loaded once: the CA file's content as read (and, when the login
+        trusted that file, unchanged since); else, for the login's own hub, the certificate confirmed on first
+        use or the system store's CA pinned at login; else the system store. Raises SettingError when the pin
+        no longer holds."""
+        if ca_file:
+            self.refusal(server_host, server_port, tls_name, ca_file, ca_content)  # a changed trusted file: stop
+            return hub_trust.from_ca_file(ca_file, ca_content or b"")
+        trust = self.kept_trust()
+        if not trust.pin or self.same_peer(server_host, server_port, tls_name):
+            return hub_trust.Anchors()
+        if trust.certificate:
+            return hub_trust.from_pinned(trust.certificate, trust.pin, f"{server_host}:{server_port}")
+        return hub_trust.from_system_store(trust.pin, f"{server_host}:{server_port}")
 
     def holds(self, hub_token: str | None) -> HubToken | None:
         """The stored record of this hub token, when it is the stored one."""
         return self.hub_token if hub_token and self.hub_token and self.hub_token.token == hub_token else None
 
 
-def changed(ca_file: str, sha256: str) -> bool:
+def changed(ca_file: str, sha256: str, content: bytes | None = None) -> bool:
+    if content is not None:
+        return hashlib.sha256(content).hexdigest() != sha256
     try:
         return file_sha256(ca_file) != sha256
     except OSError:

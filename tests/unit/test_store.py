@@ -8,6 +8,7 @@ from datetime import timedelta
 from datetime import timezone
 
 import pytest
+import trustme
 
 from addon.core import login_record
 from addon.core import diagnose
@@ -189,7 +190,7 @@ def test_a_planted_default_ca_file_is_not_taken_after_a_system_store_login(home,
     """Issue 17 point 3: ./my_sslca.cert in the current folder, after a login that trusted the system store."""
     logged_in(home)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "my_sslca.cert").write_text("-----BEGIN CERTIFICATE-----\nplanted\n")
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "my_sslca.cert"))
     s = settings_of(home)
     assert (s.ca_file, s.hub_token) == (None, "stored-hub-token")  # the stored trust: the system store
     s = settings_of({**home, "JUPYTER_CLUSTER_CA_CERT": "./my_sslca.cert"})  # said explicitly: wins,
