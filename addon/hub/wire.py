@@ -237,12 +237,15 @@ def unverified() -> ssl.SSLContext:
     return tls
 
 
-def chain_of(tls_object: ssl.SSLObject) -> list[x509.Certificate]:
-    """The certificates the peer presented, in its order (its own first), unverified; only its own where the
-    runtime cannot say more (Python before 3.13 has no get_unverified_chain)."""
-    if hasattr(tls_object, "get_unverified_chain"):
-        return [x509.load_der_x509_certificate(der) for der in tls_object.get_unverified_chain()]
-    return [x509.load_der_x509_certificate(tls_object.getpeercert(binary_form=True))]
+def chain_of(tls_object: ssl.SSLObject, verified: bool = False) -> list[x509.Certificate]:
+    """The certificates of a handshake, the peer's own first: as it presented them (unverified), or as verified,
+    up to the anchor."""
+    name = "get_verified_chain" if verified else "get_unverified_chain"
+    if hasattr(tls_object, name):
+        found = getattr(tls_object, name)()
+    else:  # Python 3.12: the same calls, not yet public
+        found = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in getattr(tls_object._sslobj, name)() or []]
+    return [x509.load_der_x509_certificate(der) for der in found]
 
 
 async def presented(s: Settings) -> list[x509.Certificate]:
@@ -265,12 +268,7 @@ async def verified_chain(s: Settings, tls: ssl.SSLContext) -> list[x509.Certific
     """The chain a handshake with `tls` verified, from the hub's certificate to the anchor. Raises HubError(0)."""
     _, writer = await connect(s, tls)
     try:
-        tls_object = writer.get_extra_info("ssl_object")
-        if hasattr(tls_object, "get_verified_chain"):
-            found = tls_object.get_verified_chain()
-        else:  # Python 3.12: the same call, not yet public
-            found = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in tls_object._sslobj.get_verified_chain()]
-        return [x509.load_der_x509_certificate(der) for der in found]
+        return chain_of(writer.get_extra_info("ssl_object"), verified=True)
     finally:
         writer.close()
 
