@@ -18,6 +18,8 @@ import sys
 import webbrowser
 from urllib.parse import urlsplit
 
+from cryptography import x509
+
 from addon.core import diagnose
 from addon.core import login_record
 from addon.core import trust as hub_trust
@@ -137,14 +139,14 @@ def first_trust(fingerprint: str | None):
         except hub.HubError as e:
             raise check.Failed(e.message, "Check the address and port.") from e
         cert = confirmed(s, chain, fingerprint)
-        c.s = dataclasses.replace(s, trust=hub_trust.pinned(cert, s.server_host))
+        c.s = dataclasses.replace(s, trust=hub_trust.pinned(cert, f"{s.server_host}:{s.server_port}"))
         c.hub = hub.Hub(c.s)
         c.trust = login_record.Trust(pin=c.s.trust.pin, certificate=c.s.trust.pem.decode("ascii"))
         return f"trusting {c.s.trust.text} (pinned: a chain without it is refused)"
     return decide
 
 
-def confirmed(s: Settings, chain: list, fingerprint: str | None):
+def confirmed(s: Settings, chain: list[x509.Certificate], fingerprint: str | None) -> x509.Certificate:
     """The certificate to pin: the one with the given fingerprint, else the topmost one presented, once the user
     said yes on a terminal. Raises Stop (nothing stored) otherwise."""
     top = chain[-1]
