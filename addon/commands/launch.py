@@ -172,7 +172,7 @@ def main(argv: list[str]) -> int:
         args = mitmproxy_args(tool, s) + trust_args(s, confdir)
         s, notes = token_owner(s)
         if not stored.holds(s.hub_token) and (why := stored.refusal(s.server_host, s.server_port, s.tls_name,
-                                                                    s.ca_file)):
+                                                                    s.ca_file, s.trust.sha256)):
             notes.append(f"  warning: the hub token {RUN} login stored is not used: {why}")
         notes += store.origin_lines(stored, os.environ, set_overrides(extra), settings.ENV_OF, s.hub_token,
                                     s.local_secret)

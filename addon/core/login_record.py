@@ -107,10 +107,10 @@ class Login:
         return None
 
     def refusal(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None,
-                ca_content: bytes | None = None) -> str | None:
+                ca_sha256: str | None = None) -> str | None:
         """Why the stored hub token must not go to this peer (None: it may, or there is none): it goes only to
         the hub, TLS name and trust the login verified. Raises SettingError when the CA file it trusted changed
-        (`ca_content`: the file's content as the caller read it, once; else read here)."""
+        (`ca_sha256`: of the file's content as the caller loaded it, once, at start; else the file is read)."""
         if not (self.hub_token and self.hub_token.token):
             return None
         trust = self.kept_trust()
@@ -119,18 +119,18 @@ class Login:
         if trust.ca_file != ca_file:
             return (f"JUPYTER_CLUSTER_CA_CERT ({ca_file or hub_trust.SYSTEM}) is not what {RUN} login "
                     f"verified the hub with ({trust.text()})")
-        if ca_file and trust.sha256 and changed(ca_file, trust.sha256, ca_content):
+        if ca_file and trust.sha256 and (ca_sha256 or sha256_or_none(ca_file)) != trust.sha256:
             raise SettingError(f"{ca_file}, the CA file {RUN} login verified the hub with, has changed since "
                                f"(its SHA-256 differs): if you trust the new file, run {RUN} login to accept it.")
         return None
 
     def hub_token_for(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None,
-                      ca_content: bytes | None = None) -> HubToken | None:
+                      ca_sha256: str | None = None) -> HubToken | None:
         """The stored hub token, only for the hub, TLS name and trust it was made for (never sent to another
         peer); raises SettingError when the trusted CA file changed."""
         if not (self.hub_token and self.hub_token.token):
             return None
-        return None if self.refusal(server_host, server_port, tls_name, ca_file, ca_content) else self.hub_token
+        return None if self.refusal(server_host, server_port, tls_name, ca_file, ca_sha256) else self.hub_token
 
     def anchors(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None,
                 ca_content: bytes | None) -> hub_trust.Anchors:
@@ -138,8 +138,8 @@ class Login:
         trusted that file, unchanged since); else, for the login's own hub, the certificate confirmed on first
         use or the system store's CA pinned at login; else the system store. Raises SettingError when the pin
         no longer holds."""
-        if ca_file:
-            self.refusal(server_host, server_port, tls_name, ca_file, ca_content)  # a changed trusted file: stop
+        if ca_file:  # a trusted file that changed stops first: that is the news
+            self.refusal(server_host, server_port, tls_name, ca_file, hashlib.sha256(ca_content or b"").hexdigest())
             return hub_trust.from_ca_file(ca_file, ca_content or b"")
         trust = self.kept_trust()
         if not trust.pin or self.same_peer(server_host, server_port, tls_name):
@@ -153,13 +153,11 @@ class Login:
         return self.hub_token if hub_token and self.hub_token and self.hub_token.token == hub_token else None
 
 
-def changed(ca_file: str, sha256: str, content: bytes | None = None) -> bool:
-    if content is not None:
-        return hashlib.sha256(content).hexdigest() != sha256
+def sha256_or_none(ca_file: str) -> str | None:
     try:
-        return file_sha256(ca_file) != sha256
+        return file_sha256(ca_file)
     except OSError:
-        return True
+        return None
 
 
 def to_json(login: Login) -> dict:

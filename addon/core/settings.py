@@ -160,7 +160,7 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str], stored: l
     server_port = option_values.port(values, "jupyter_server_port")
     ca_file, ca_content = option_values.ca_file_content(values["jupyter_cluster_ca_cert"])
     trust = stored.anchors(server_host, server_port, tls_name, ca_file, ca_content)
-    record = stored.hub_token_for(server_host, server_port, tls_name, ca_file, ca_content)
+    record = stored.hub_token_for(server_host, server_port, tls_name, ca_file, trust.sha256)
     hub_token = _hub_token(values, environ) or (record.token if record else None)
     return Settings(
         listen_host=listen_host,
