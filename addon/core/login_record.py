@@ -73,11 +73,6 @@ class Trust:
         return f"{hub_trust.SYSTEM} (its CA {self.pin})" if self.pin else hub_trust.SYSTEM
 
 
-def trust_of(ca_file: str | None) -> Trust:
-    """The trust to store for the CA file the login verified the hub with (None: the system store)."""
-    return Trust(ca_file, file_sha256(ca_file)) if ca_file else Trust()
-
-
 @dataclass(frozen=True)
 class Login:
     """The stored login; `Login()` when there is none."""

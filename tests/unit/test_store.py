@@ -174,7 +174,7 @@ def test_a_ca_file_trusted_at_login_that_changed_stops_with_the_fix(home, tmp_pa
     """Issue 17: the login stores the CA file's absolute path and SHA-256."""
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\none\n")
-    login = login_record.Login(settings=dict(HUB), hub_token=login_record.HubToken("stored-hub-token"), trust=login_record.trust_of(str(ca)))
+    login = login_record.Login(settings=dict(HUB), hub_token=login_record.HubToken("stored-hub-token"), trust=login_record.Trust(str(ca), login_record.file_sha256(str(ca))))
     store.save(login, home)
     assert store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", str(ca)).token == "stored-hub-token"
     assert store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", None) is None  # the system store: not it
