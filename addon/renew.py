@@ -166,7 +166,8 @@ class Renew:
         self.seen = store.stamp(self.config.environ)
         try:
             login = store.load(self.config.environ)
-            stored = login.hub_token_for(s.server_host, s.server_port, s.tls_name, s.ca_file, s.base_url) \
+            stored = login.hub_token_for(s.server_host, s.server_port, s.tls_name, s.ca_file, s.base_url,
+                                         s.trust.sha256) \
                 if s and s.hub_token else None
         except ValueError as e:
             logger.warning(printable(f"the hub token will not be renewed: {e}", LINE))

@@ -6,7 +6,9 @@ import logging
 
 from mitmproxy import ctx
 from mitmproxy import http
+from mitmproxy import tls
 from mitmproxy.proxy import server_hooks
+from OpenSSL import crypto
 from mitmproxy.utils import human
 
 from addon.core import credentials
@@ -103,6 +105,12 @@ class RewriteRequest:
         s = self.config.settings
         if s and data.server.address == (s.server_host, s.server_port):
             data.server.sni = s.tls_name  # one field sets both the SNI and the name verified
+
+    def tls_start_server(self, data: tls.TlsData) -> None:
+        """A pinned certificate that is not a root (the hub's own, or an intermediate) is an anchor as it is, as
+        for the Hub client (addon/hub/api.py): the upstream context mitmproxy's TlsConfig made just before."""
+        if data.ssl_conn is not None:
+            data.ssl_conn.get_context().get_cert_store().set_flags(crypto.X509StoreFlags.PARTIAL_CHAIN)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         s = self.config.settings

@@ -30,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
                    help="ZMQChannelsWebsocketConnection.iopub_data_rate_limit of the servers")
     p.add_argument("--base-url", default="/", help="JupyterHub base_url (default /)")
     p.add_argument("--no-start", action="store_true", help="do not start the users' servers")
+    p.add_argument("--send-ca", action="store_true",
+                   help="the public side presents its CA after its own certificate (as many hubs send an "
+                        "intermediate); without it, only its own certificate")
     p.add_argument("--spawn-fail", default="", metavar="USERS", help="comma-separated users whose spawns fail")
     p.add_argument("--spawn-reject", default="", metavar="USERS",
                    help="comma-separated users whose spawns the hub rejects (no capacity: 400, a SpawnException on 6.x)")

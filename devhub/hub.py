@@ -107,7 +107,7 @@ class DevHub:
         t0 = time.monotonic()
         self.deadline = t0 + START_TIMEOUT
         self._prepare()
-        certs = make_certs(self.workdir, TLS_NAME)
+        certs = make_certs(self.workdir, TLS_NAME, send_ca=self.args.send_ca)
         ports = self._ports()
         admin_token = secrets.token_hex(32)
         password = "devhub-" + secrets.token_urlsafe(9) if self.args.authenticator == "password" else None

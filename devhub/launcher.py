@@ -31,7 +31,7 @@ STOP_TIMEOUT = 20.0  # devhub gives its hub 12 s, then 5 s to what is left of th
 # devhub's options (python -m devhub --help) that the keyword arguments may name.
 OPTIONS = frozenset({
     "port", "users", "authenticator", "sharing", "iopub_data_rate_limit", "base_url", "no_start", "spawn_fail",
-    "spawn_reject", "spawn_delay", "record_auth", "oauth_client", "oauth_port", "oauth_require_pkce",
+    "spawn_reject", "spawn_delay", "record_auth", "oauth_client", "oauth_port", "oauth_require_pkce", "send_ca",
 })
 
 

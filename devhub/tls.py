@@ -10,11 +10,12 @@ from pathlib import Path
 from devhub import TLS_NAME
 
 
-def make_certs(workdir: Path, name: str = TLS_NAME) -> dict[str, Path]:
+def make_certs(workdir: Path, name: str = TLS_NAME, send_ca: bool = False) -> dict[str, Path]:
     """Create a fresh CA and a server certificate for the DNS name ``name`` only (no IP SAN).
 
-    Writes ca.pem, hub-cert.pem (leaf + chain) and hub-key.pem (mode 0600) into ``workdir``; a workdir that
-    has them already keeps them, so that a hub restarted there is the same hub to its clients.
+    Writes ca.pem, hub-cert.pem (leaf + chain, and the CA with ``send_ca``: what the hub presents) and hub-key.pem
+    (mode 0600) into ``workdir``; a workdir that has them already keeps them, so that a hub restarted there is the
+    same hub to its clients.
     """
     import trustme
 
@@ -29,7 +30,7 @@ def make_certs(workdir: Path, name: str = TLS_NAME) -> dict[str, Path]:
     cert = ca.issue_cert(name)
     ca.cert_pem.write_to_path(str(paths["ca_file"]))
     with open(paths["cert_file"], "wb") as f:
-        for blob in cert.cert_chain_pems:
+        for blob in cert.cert_chain_pems + ([ca.cert_pem] if send_ca else []):
             f.write(blob.bytes())
     fd = os.open(paths["key_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:

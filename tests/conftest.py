@@ -19,6 +19,7 @@
 #              oauth_client="NAME",      an OAuth client service: oauth_client{name, client_id (service-NAME),
 #              oauth_port=8765,          client_secret, redirect_uri (http://127.0.0.1:<oauth_port>/oauth_callback),
 #              oauth_require_pkce=True,  allowed_scopes, require_pkce}; users may authorize it
+#              send_ca=True,             the public side presents the CA after its own certificate
 #              name="hub-x", workdir=...)   (python -m devhub --help says the same)
 #              -> another hub's ready dict.
 #              start_hub.launch(...) / start_hub.wait(handle) start several at once;

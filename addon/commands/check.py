@@ -48,6 +48,7 @@ class Checklist:
     s: Settings
     hub: hub.Hub
     login: login_record.Login = login_record.Login()  # what ./run.sh login stored
+    trust: login_record.Trust | None = None  # login: what verified the hub, to store
     token_owner: owner.TokenOwner | None = None
     server_down: bool = False
 
@@ -80,6 +81,8 @@ async def check_address(c: Checklist) -> str:
 async def check_tls(c: Checklist) -> str:
     try:
         cert = await c.hub.handshake()
+    except hub.PinBroken as e:
+        raise Failed(e.message, f"Only once your hub's admins confirm the new certificate: {RUN} login.") from e
     except hub.HubError as e:
         try:
             unverified = await c.hub.handshake(verify=False)
@@ -87,7 +90,7 @@ async def check_tls(c: Checklist) -> str:
             unverified = None
         raise failure(diagnose.Outcome(None, error=e.message), c.s, unverified) from e
     about = diagnose.describe(cert)
-    return (f"TLS verified for '{c.s.tls_name}' with {c.s.ca_file or 'the system trust store'} "
+    return (f"TLS verified for '{c.s.tls_name}' with {c.s.trust.text} "
             f"(issuer {about.issuer}, valid until {about.not_after})")
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import ipaddress
 import os
 import socket
+import ssl
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -56,8 +57,6 @@ def mitmproxy_args(tool: str, s: settings.Settings) -> list[str]:
         "--set", f"stream_large_bodies={s.stream_bodies}",  # in bytes: rewrites happen in the *headers hooks
         "-s", str(ADDON / "main.py"),
     ]
-    if s.ca_file:
-        args += ["--set", f"ssl_verify_upstream_trusted_ca={s.ca_file}"]
     if tool == "mitmweb":
         args += ["--set", "web_host=127.0.0.1", "--set", "web_open_browser=false"]
     return args
@@ -95,6 +94,22 @@ def listen_option(arg: str) -> str | None:
         letter = arg[1:].lstrip(SWITCHES)[:1]
         return next((name for name, (_, short, _) in LISTEN_OPTIONS.items() if short and letter == short), None)
     return None
+
+
+def trust_args(s: settings.Settings, confdir: str) -> list[str]:
+    """mitmproxy verifies the hub with what the Hub client does: a private copy (0600, in the bridge's own folder)
+    of the certificates the settings loaded and checked, never the CA file again (it may change during the run);
+    else the system store the Hub client reads (mitmproxy alone would take certifi's)."""
+    if s.trust.pem is None:
+        paths = ssl.get_default_verify_paths()
+        return ([*(["--set", f"ssl_verify_upstream_trusted_ca={paths.cafile}"] if paths.cafile else []),
+                 *(["--set", f"ssl_verify_upstream_trusted_confdir={paths.capath}"] if paths.capath else [])])
+    fd, temporary = tempfile.mkstemp(dir=confdir, prefix=".hub-trust-", suffix=".tmp")  # created 0600
+    with os.fdopen(fd, "wb") as f:
+        f.write(s.trust.pem)
+    target = os.path.join(confdir, f"hub-trust-{s.listen_port}.pem")  # per bridge: two may trust differently
+    os.replace(temporary, target)
+    return ["--set", f"ssl_verify_upstream_trusted_ca={target}"]
 
 
 def own_options(extra: list[str]) -> None:
@@ -178,6 +193,8 @@ def token_owner(s: settings.Settings) -> tuple[settings.Settings, list[str]]:
         return s, []
     try:
         me = asyncio.run(owner.whose_token(hub.Hub(s)))
+    except hub.PinBroken:
+        raise  # a hub that is not the one the login pinned: no start
     except hub.HubError as e:
         if not s.username:
             raise ValueError(f"JUPYTER_USERNAME is not set and the hub did not say whose JUPYTERHUB_API_TOKEN is "
@@ -212,7 +229,7 @@ def banner(s: settings.Settings, notes: Sequence[str] = ()) -> str:
     lines = [
         f"JupyterHub bridge: listening on {s.connect_url}",
         f"  forwarding to {s.dial_url} (TLS name '{s.tls_name}'), {server}: {s.prefix}",
-        f"  trusting {s.ca_file or 'the system trust store'}; {token}",
+        f"  trusting {s.trust.text}; {token}",
         f"  paste into PyCharm: {connect_url(s)}",
         *([f"  a browser: {RUN} open (a single-use URL; the one above would stay in its history)"]
           if s.hub_token and s.local_secret else []),
@@ -236,10 +253,11 @@ def main(argv: list[str]) -> int:
         stored = store.load(os.environ)
         s = settings.from_environment(os.environ, set_overrides(extra), stored)
         own_options(extra)
-        args, confdir = mitmproxy_args(tool, s), own_confdir(os.environ)
+        confdir = own_confdir(os.environ)
+        args = mitmproxy_args(tool, s) + trust_args(s, confdir)
         s, notes = token_owner(s)
         if not stored.holds(s.hub_token) and (why := stored.refusal(s.server_host, s.server_port, s.tls_name,
-                                                                    s.ca_file, s.base_url)):
+                                                                    s.ca_file, s.base_url, s.trust.sha256)):
             notes.append(f"  warning: the hub token {RUN} login stored is not used: {why}")
         notes += store.origin_lines(stored, os.environ, set_overrides(extra), settings.ENV_OF, s.hub_token,
                                     s.local_secret)
@@ -247,7 +265,7 @@ def main(argv: list[str]) -> int:
     except socket.gaierror as e:
         print(f"error: JUPYTER_PROXY_IP_OR_NAME: cannot resolve it ({e.strerror}).", file=sys.stderr)
         return 1
-    except ValueError as e:
+    except (ValueError, hub.PinBroken) as e:
         print(printable(f"error: {e}", LINE), file=sys.stderr)  # the hub's words (a user name, a message) escaped
         return 1
     print(banner(s, notes), flush=True)

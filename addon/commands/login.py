@@ -18,7 +18,11 @@ import sys
 import webbrowser
 from urllib.parse import urlsplit
 
+from cryptography import x509
+
+from addon.core import diagnose
 from addon.core import login_record
+from addon.core import trust as hub_trust
 from addon.commands import check
 from addon.hub import api as hub
 from addon.core import owner
@@ -89,9 +93,6 @@ def gather(args, environ) -> dict[str, str]:
     if "jupyter_server_name" not in known and settings.is_ip(values["jupyter_server_ip_or_name"]):
         values["jupyter_server_name"] = ask("The name in the hub's TLS certificate", interactive,
                                             "jupyter_server_name", settings.IP_TLS_NAME)
-    if "jupyter_cluster_ca_cert" not in known:
-        prompt = "The CA file (PEM) of the hub's certificate (the default: the system trust store if it is absent)"
-        values["jupyter_cluster_ca_cert"] = ask(prompt, interactive, "jupyter_cluster_ca_cert", settings.DEFAULT_CA)
     if "jupyter_username" not in known and not (args.token_stdin or args.browser):
         values["jupyter_username"] = ask("User name on the hub", interactive, "jupyter_username")
     return values
@@ -112,21 +113,81 @@ def confirm_base_url(s: Settings, interactive: bool) -> None:
         raise Stop(f"login stopped: nothing was sent. Run {RUN} login with the hub's own URL.")
 
 
-def reach(values: dict[str, str]) -> Settings:
-    """The settings for the new login, after the address, TLS and hub checks (the password waits for them)."""
+def reach(values: dict[str, str], fingerprint: str | None = None) -> tuple[Settings, login_record.Trust]:
+    """The settings for the new login and what verified the hub, after the address, TLS and hub checks (the
+    password waits for them)."""
     try:
         s = settings.resolve({**values, "jupyter_username": values["jupyter_username"] or "-"}, os.environ)
     except ValueError as e:
         raise Stop(str(e)) from None
     s = dataclasses.replace(s, hub_token=None, username=values["jupyter_username"])
     c = check.Checklist(s, hub.Hub(s))
-    for step in (check.check_address, check.check_tls, check.check_hub):
+    for step in (check.check_address, first_trust(fingerprint), check.check_tls, check.check_hub):
         try:
-            check.say(f"✓ {asyncio.run(step(c))}")
+            if line := asyncio.run(step(c)):
+                check.say(f"✓ {line}")
         except check.Failed as f:
             check.report(f)
             raise Stop(f"login stopped: fix the above, then run {RUN} login again.") from None
-    return s
+    return c.s, c.trust
+
+
+def first_trust(fingerprint: str | None):
+    """The step that decides what verifies the hub, before the TLS check verifies it so: a CA file given; else
+    the system store, pinned to its CA that verifies the hub now; else (or with a fingerprint given) the topmost
+    certificate the hub presents, confirmed by its fingerprint or by the user on a terminal (ssh's first use)."""
+    async def decide(c: check.Checklist) -> str:
+        s = c.s
+        if s.ca_file:
+            c.trust = login_record.Trust(s.ca_file, s.trust.sha256)
+            return ""
+        if not fingerprint:
+            try:
+                anchor = (await c.hub.verified_chain())[-1]
+            except hub.HubError:
+                anchor = None  # not verified by the system store: the user's word decides, below
+            if anchor is not None:
+                c.trust = login_record.Trust(pin=hub_trust.fingerprint(anchor))
+                return f"the system trust store verifies the hub: its CA {c.trust.pin} is pinned for this login"
+        try:
+            chain = await c.hub.presented()
+        except hub.HubError as e:
+            raise check.Failed(e.message, "Check the address and port.") from e
+        cert = certificate_to_pin(s, chain, fingerprint)
+        c.s = dataclasses.replace(s, trust=hub_trust.pinned(cert, f"{s.server_host}:{s.server_port}"))
+        c.hub = hub.Hub(c.s)
+        c.trust = login_record.Trust(pin=c.s.trust.pin, certificate=c.s.trust.pem.decode("ascii"))
+        return f"trusting {c.s.trust.text} (pinned: a chain without it is refused)"
+    return decide
+
+
+def certificate_to_pin(s: Settings, chain: list[x509.Certificate], fingerprint: str | None) -> x509.Certificate:
+    """The certificate to pin: the one with the given fingerprint, else the topmost one presented, once the user
+    said yes on a terminal. Raises Stop (nothing stored) otherwise."""
+    top = chain[-1]
+    if not fingerprint:
+        check.say(f"The system trust store does not verify {s.dial_url}. It presents:")
+    for cert in chain:
+        about = diagnose.describe(cert)
+        check.say(f"  subject {about.subject}; issuer {about.issuer}; valid {about.not_before} to {about.not_after}")
+    presented = hub_trust.fingerprint(top)
+    which = "its CA" if len(chain) > 1 else "the hub's own certificate (it sends no CA)"
+    if fingerprint:
+        wanted = hub_trust.normal_fingerprint(fingerprint)
+        if found := [cert for cert in chain if hub_trust.fingerprint(cert) == wanted]:
+            check.say(f"  {wanted}: the fingerprint you gave, presented by the hub")
+            return found[0]
+        raise Stop(f"the hub presents no certificate with the fingerprint you gave: expected {wanted}, presented "
+                   f"{presented} ({which}). Nothing was stored; check the fingerprint with your admins.")
+    check.say(f"  fingerprint of {which}: {presented}")
+    if len(chain) == 1:
+        check.say("  (when the hub's certificate is renewed, you will be asked again)")
+    if not sys.stdin.isatty():
+        raise Stop("there is no terminal to ask whether to trust it on: check the fingerprint with your admins and "
+                   "give it with --ca-fingerprint (or JUPYTER_CA_FINGERPRINT), or set JUPYTER_CLUSTER_CA_CERT.")
+    if not confirmed(f"Trust it for {s.server_host}?"):
+        raise Stop("not trusted: nothing was stored.")
+    return top
 
 
 async def sign_in(s: Settings, password: str, lifetime: int) -> login_record.HubToken:
@@ -205,14 +266,6 @@ def signed_in(user: str, expected: str, interactive: bool) -> None:
         raise Stop(f"the sign-in as '{user}' was not confirmed: nothing was stored.")
 
 
-def trusted(s: Settings) -> login_record.Trust:
-    """What verified the hub in reach(): stored with the token, which goes to no other peer."""
-    try:
-        return login_record.trust_of(s.ca_file)
-    except OSError as e:
-        raise Stop(f"{s.ca_file}: cannot read it ({e.strerror}).") from None
-
-
 def warn_if_admin(s: Settings, made: login_record.HubToken) -> None:
     """A hub admin's stored token can make a token with all admin rights (it holds `tokens`; field note 42)."""
     try:
@@ -253,9 +306,8 @@ def port_free(port: int) -> bool:
 def login(args, environ=os.environ) -> int:
     old = store.load(environ)
     values = gather(args, environ)
-    s = reach(values)
+    s, trust = reach(values, args.ca_fingerprint)  # what verified the hub: stored with the token, for no other peer
     confirm_base_url(s, sys.stdin.isatty())
-    trust = trusted(s)
     made = credentials_for(s, args, sys.stdin.isatty() and not args.password_stdin)
     kept = {"jupyter_server_ip_or_name": s.server_host, "jupyter_server_port": str(s.server_port),
             "jupyter_server_name": s.tls_name, "jupyterhub_base_url": s.base_url, "jupyter_username": made.user}
@@ -290,6 +342,9 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--browser", action="store_true",
                         help="sign in on the hub's own page in your browser (single sign-on; the hub's OAuth client)")
     parser.add_argument("--no-open", dest="open", action="store_false", help="--browser: print the URL only")
+    parser.add_argument("--ca-fingerprint", default=os.environ.get("JUPYTER_CA_FINGERPRINT") or None,
+                        metavar="sha256:HEX", help="trust a hub whose chain holds a certificate with this public-key "
+                        "fingerprint, without asking (default: $JUPYTER_CA_FINGERPRINT)")
     parser.add_argument("--new-local-token", action="store_true",
                         help="make a new token for the bridge's URL (the IDE then needs the new URL)")
     parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE", help=f"a setting ({RUN} help)")

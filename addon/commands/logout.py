@@ -21,7 +21,7 @@ def stored_settings(login: login_record.Login) -> Settings:
     """The settings of the stored login, whatever the environment says now: its token belongs to that hub."""
     values = {o.name: o.default for o in settings.OPTIONS if not o.secret} | login.values() | NOT_ASKED
     token = login.hub_token.token if login.hub_token else ""
-    return settings.resolve(values | {"jupyterhub_api_token": token}, os.environ)
+    return settings.resolve(values | {"jupyterhub_api_token": token}, os.environ, login)  # and its trust
 
 
 def revoke(login: login_record.Login, with_access: bool = False) -> str:

@@ -239,17 +239,12 @@ class RateLimit:
 
 
 def facts(s: Settings, cert: x509.Certificate | None = None, stored_token: login_record.HubToken | None = None) -> Facts:
-    """The Facts of a set-up; with the hub's certificate (after a TLS failure) also the CA file's subject; with
-    the stored record of the hub token in use (when `./run.sh login` made it) the advice to log in again."""
-    ca_subject = "?"
-    if cert is not None and s.ca_file:
-        try:
-            with open(s.ca_file, "rb") as f:
-                ca_subject = ca_subjects(f.read())
-        except OSError as e:
-            ca_subject = f"? ({e.strerror})"
+    """The Facts of a set-up; with the hub's certificate (after a TLS failure) also the subjects of what the bridge
+    trusts (as loaded at start: the file may have changed since); with the stored record of the hub token in use
+    (when `./run.sh login` made it) the advice to log in again."""
+    ca_subject = ca_subjects(s.trust.pem) if cert is not None and s.trust.pem else "?"
     address = f"{host_in_url(s.server_host)}:{s.server_port}"
     return Facts(address=address, host=s.server_host, tls_name=s.tls_name,
-                 ca_file=s.ca_file or "the system trust store", ca_subject=ca_subject,
+                 ca_file=s.trust.text, ca_subject=ca_subject,
                  hub_home=s.hub_home, cert=describe(cert) if cert else None,
                  login_advice=login_record.refused_token_advice(stored_token))

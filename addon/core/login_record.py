@@ -9,6 +9,7 @@ from dataclasses import field
 from datetime import datetime
 from datetime import timezone
 
+from addon.core import trust as hub_trust
 from addon.core.errors import SettingError
 from addon.core.invocation import RUN
 
@@ -56,18 +57,20 @@ def file_sha256(file: str) -> str:
 
 @dataclass(frozen=True)
 class Trust:
-    """How `./run.sh login` verified the hub: the system trust store (ca_file None), or the CA file at this
-    absolute path with this content."""
+    """How `./run.sh login` verified the hub: the CA file at this absolute path with this content; or a
+    certificate the user confirmed on first use (its PEM and fingerprint, as ssh's known_hosts); or the system
+    trust store, pinned to the fingerprint of its CA that verified the hub (none in a login from before pins)."""
     ca_file: str | None = None
     sha256: str | None = None  # None only in a login file from before trust was stored: then the path alone
+    pin: str | None = None  # 'sha256:<hex>' of the confirmed certificate's (or the system CA's) public key
+    certificate: str | None = None  # PEM: the certificate confirmed on first use
 
     def text(self) -> str:
-        return self.ca_file or "the system trust store"
-
-
-def trust_of(ca_file: str | None) -> Trust:
-    """The trust to store for the CA file the login verified the hub with (None: the system store)."""
-    return Trust(ca_file, file_sha256(ca_file)) if ca_file else Trust()
+        if self.ca_file:
+            return self.ca_file
+        if self.certificate:
+            return f"the certificate you trusted ({self.pin})"
+        return f"{hub_trust.SYSTEM} (its CA {self.pin})" if self.pin else hub_trust.SYSTEM
 
 
 @dataclass(frozen=True)
@@ -87,49 +90,75 @@ class Login:
         kept = {**self.settings, "jupyter_cluster_ca_cert": self.kept_trust().ca_file or ""} if self.settings else {}
         return {name: str(kept[name]) for name in STORED_OPTIONS if kept.get(name) is not None}
 
-    def refusal(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None,
-                base_url: str) -> str | None:
-        """Why the stored hub token must not go to this peer (None: it may, or there is none): it goes only to
-        the hub, base URL, TLS name and trust the login verified (another base URL on the same host can be a
-        user's server: field note 49). Raises SettingError when the CA file it trusted changed."""
-        if not (self.hub_token and self.hub_token.token):
-            return None
-        kept, trust = self.settings, self.kept_trust()
+    def same_peer(self, server_host: str, server_port: int, tls_name: str) -> str | None:
+        """Why this address and TLS name are not the login's (None: they are)."""
+        kept = self.settings
         if (kept.get("jupyter_server_ip_or_name"), str(kept.get("jupyter_server_port"))) != (server_host,
                                                                                            str(server_port)):
             return f"it was made for {kept.get('jupyter_server_ip_or_name')}:{kept.get('jupyter_server_port')}"
-        if kept.get("jupyterhub_base_url", "/") != base_url:
-            return (f"the base URL {base_url} (JUPYTERHUB_BASE_URL) is not the one {RUN} login verified "
-                    f"({kept.get('jupyterhub_base_url', '/')})")
         if kept.get("jupyter_server_name", tls_name) != tls_name:
             return (f"the TLS name {tls_name!r} (JUPYTER_SERVER_NAME) is not the one {RUN} login verified "
                     f"({kept['jupyter_server_name']!r})")
+        return None
+
+    def refusal(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None, base_url: str,
+                ca_sha256: str | None = None) -> str | None:
+        """Why the stored hub token must not go to this peer (None: it may, or there is none): it goes only to
+        the hub, base URL, TLS name and trust the login verified (another base URL on the same host can be a
+        user's server: field note 49). Raises SettingError when the CA file it trusted changed (`ca_sha256`: of
+        the file's content as the caller loaded it, once, at start; else the file is read)."""
+        if not (self.hub_token and self.hub_token.token):
+            return None
+        trust = self.kept_trust()
+        if why := self.same_peer(server_host, server_port, tls_name):
+            return why
+        if self.settings.get("jupyterhub_base_url", "/") != base_url:
+            return (f"the base URL {base_url} (JUPYTERHUB_BASE_URL) is not the one {RUN} login verified "
+                    f"({self.settings.get('jupyterhub_base_url', '/')})")
         if trust.ca_file != ca_file:
-            return (f"JUPYTER_CLUSTER_CA_CERT ({ca_file or 'the system trust store'}) is not what {RUN} login "
+            return (f"JUPYTER_CLUSTER_CA_CERT ({ca_file or hub_trust.SYSTEM}) is not what {RUN} login "
                     f"verified the hub with ({trust.text()})")
-        if ca_file and trust.sha256 and changed(ca_file, trust.sha256):
+        if ca_file and trust.sha256 and (ca_sha256 or sha256_or_none(ca_file)) != trust.sha256:
             raise SettingError(f"{ca_file}, the CA file {RUN} login verified the hub with, has changed since "
                                f"(its SHA-256 differs): if you trust the new file, run {RUN} login to accept it.")
         return None
 
-    def hub_token_for(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None,
-                      base_url: str) -> HubToken | None:
+    def hub_token_for(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None, base_url: str,
+                      ca_sha256: str | None = None) -> HubToken | None:
         """The stored hub token, only for the hub, base URL, TLS name and trust it was made for (never sent to
         another peer); raises SettingError when the trusted CA file changed."""
         if not (self.hub_token and self.hub_token.token):
             return None
-        return None if self.refusal(server_host, server_port, tls_name, ca_file, base_url) else self.hub_token
+        refused = self.refusal(server_host, server_port, tls_name, ca_file, base_url, ca_sha256)
+        return None if refused else self.hub_token
+
+    def anchors(self, server_host: str, server_port: int, tls_name: str, ca_file: str | None,
+                ca_content: bytes | None) -> hub_trust.Anchors:
+        """What verifies the hub in this run, loaded once: the CA file's content as read (and, when the login
+        trusted that file, unchanged since); else, for the login's own hub, the certificate confirmed on first
+        use or the system store's CA pinned at login; else the system store. Raises SettingError when the pin
+        no longer holds."""
+        if ca_file:  # a trusted file that changed stops first: that is the news
+            self.refusal(server_host, server_port, tls_name, ca_file, self.settings.get("jupyterhub_base_url", "/"),
+                         hashlib.sha256(ca_content or b"").hexdigest())
+            return hub_trust.from_ca_file(ca_file, ca_content or b"")
+        trust = self.kept_trust()
+        if not trust.pin or self.same_peer(server_host, server_port, tls_name):
+            return hub_trust.Anchors()
+        if trust.certificate:
+            return hub_trust.from_pinned(trust.certificate, trust.pin, f"{server_host}:{server_port}")
+        return hub_trust.from_system_store(trust.pin, f"{server_host}:{server_port}")
 
     def holds(self, hub_token: str | None) -> HubToken | None:
         """The stored record of this hub token, when it is the stored one."""
         return self.hub_token if hub_token and self.hub_token and self.hub_token.token == hub_token else None
 
 
-def changed(ca_file: str, sha256: str) -> bool:
+def sha256_or_none(ca_file: str) -> str | None:
     try:
-        return file_sha256(ca_file) != sha256
+        return file_sha256(ca_file)
     except OSError:
-        return True
+        return None
 
 
 def to_json(login: Login) -> dict:

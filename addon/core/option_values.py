@@ -28,11 +28,17 @@ def required(values: dict[str, str], name: str, what: str) -> str:
 def ca_file(raw: str) -> str | None:
     """The CA file's absolute path; None for the system trust store (empty, as a system-store login stores it,
     or the default file absent)."""
+    return ca_file_content(raw)[0]
+
+
+def ca_file_content(raw: str) -> tuple[str | None, bytes | None]:
+    """The CA file's absolute path and its content, read once: what is checked is what is trusted. (None, None)
+    for the system trust store."""
     if not raw.strip():
-        return None
+        return None, None
     path = os.path.abspath(os.path.expanduser(raw.strip()))
     if raw.strip() == DEFAULT_CA and not os.path.exists(path):
-        return None
+        return None, None
     name = f"JUPYTER_CLUSTER_CA_CERT={raw!r}"
     if not os.path.isfile(path):
         raise SettingError(f"{name}: no such file. Point it at the PEM file of your cluster's CA.")
@@ -44,7 +50,7 @@ def ca_file(raw: str) -> str | None:
     if b"-----BEGIN CERTIFICATE-----" not in pem:
         raise SettingError(f"{name}: not a PEM certificate (no 'BEGIN CERTIFICATE' line). "
                          "Export the CA certificate in PEM format.")
-    return path
+    return path, pem
 
 
 def flag(values: dict[str, str], name: str) -> bool:

@@ -47,7 +47,9 @@ OPTIONS = (
            "The hub user whose server is used; required without a hub token.",
            shown_default="the hub token's owner"),
     Option("jupyter_cluster_ca_cert", "JUPYTER_CLUSTER_CA_CERT", DEFAULT_CA,
-           "PEM file of the cluster CA. Left at the default and absent, or empty: the system trust store."),
+           "PEM file of the cluster CA, read once at start. Left at the default and absent, or empty: what "
+           f"{RUN} login pinned (the system store's CA, or a certificate trusted on first use), else the system "
+           "trust store."),
     Option("jupyter_named_server", "JUPYTER_NAMED_SERVER", "",
            "A named server (/user/<name>/<server>/).", shown_default="the default server"),
     Option("jupyterhub_base_url", "JUPYTERHUB_BASE_URL", "/",

@@ -12,7 +12,9 @@ from urllib.parse import quote
 from addon.core import login_record
 from addon.core import option_values
 from addon.core.errors import SettingError
+from addon.core.invocation import RUN
 from addon.core import spawn_options
+from addon.core.trust import Anchors
 
 from addon.core.options import DEFAULT_CA  # noqa: F401
 from addon.core.options import ENV_OF
@@ -45,6 +47,8 @@ class Settings:
     token_lifetime: int = 30 * 86400
     access_token_lifetime: int = 86400
     server_options: dict = field(default_factory=dict, hash=False)  # JUPYTER_SERVER_OPTIONS
+    # What verifies the hub, loaded once here: the Hub client and mitmproxy get these bytes, never the file again.
+    trust: Anchors = field(default=Anchors(), repr=False)
 
     @cached_property
     def prefix(self) -> str:
@@ -146,15 +150,18 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str], stored: l
     """Validate raw option values (keyed by option name; None for a secret means: from `environ`, which
     the entry points give as os.environ, else from the `stored` login); raise SettingError (a ValueError) with a
     message a user can act on. Reads no file but the ones the values name (a CA file, a token file)."""
-    server_host = option_values.required(values, "jupyter_server_ip_or_name",
-                                         "the address of your JupyterHub (IP or DNS name)")
+    if not values["jupyter_server_ip_or_name"].strip():  # nothing set, no login stored: a newcomer's first words
+        raise SettingError(f"Sign in once: {RUN} login https://<your hub>/ . To set it by hand instead: "
+                           f"JUPYTER_SERVER_IP_OR_NAME, the address of your JupyterHub, and the others of {RUN} help.")
+    server_host = values["jupyter_server_ip_or_name"].strip()
     server_host = server_host.strip("[]")
     tls_name = values["jupyter_server_name"].strip() or (IP_TLS_NAME if is_ip(server_host) else server_host)
     listen_host = values["jupyter_proxy_ip_or_name"].strip().strip("[]") or "localhost"
     server_port = option_values.port(values, "jupyter_server_port")
-    ca_file = option_values.ca_file(values["jupyter_cluster_ca_cert"])
+    ca_file, ca_content = option_values.ca_file_content(values["jupyter_cluster_ca_cert"])
     base_url = option_values.base_url(values["jupyterhub_base_url"])
-    record = stored.hub_token_for(server_host, server_port, tls_name, ca_file, base_url)
+    trust = stored.anchors(server_host, server_port, tls_name, ca_file, ca_content)
+    record = stored.hub_token_for(server_host, server_port, tls_name, ca_file, base_url, trust.sha256)
     hub_token = _hub_token(values, environ) or (record.token if record else None)
     return Settings(
         listen_host=listen_host,
@@ -178,6 +185,7 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str], stored: l
         token_lifetime=int(option_values.seconds(values, "jupyter_token_lifetime")),
         access_token_lifetime=int(option_values.seconds(values, "jupyter_access_token_lifetime")),
         server_options=spawn_options.parse(values["jupyter_server_options"]),
+        trust=trust,
     )
 
 

@@ -3,6 +3,7 @@ its progress, tokens, the servers of a user, send one request to the hub's publi
 the hub presents. The wire under it (connections, bounds on what the hub sends) is in wire.py."""
 
 import asyncio
+import functools
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from addon.core import spawn_options
 from addon.hub import wire
 from addon.hub.wire import Answer  # noqa: F401  (callers import these from here: hub.Answer, hub.sse_events)
 from addon.hub.wire import HubError
+from addon.hub.wire import PinBroken  # noqa: F401  (hub.PinBroken: a hard failure for the entry points)
 from addon.hub.wire import hub_message
 from addon.hub.wire import sse_events  # noqa: F401
 
@@ -23,8 +25,18 @@ API_TIMEOUT = 30.0
 
 
 def tls_context(s: Settings) -> ssl.SSLContext:
-    """Verification of the hub as the bridge does it: the cluster CA (or the system store), name checked."""
-    return ssl.create_default_context(cafile=s.ca_file)
+    """Verification of the hub as the bridge does it: the certificates the settings loaded once (the cluster CA,
+    a pinned certificate, or the system store), name checked. One context per trust: a renewal reads no file."""
+    return _context(s.trust.pem)
+
+
+@functools.lru_cache(maxsize=4)
+def _context(pem: bytes | None) -> ssl.SSLContext:
+    tls = ssl.create_default_context(cadata=pem.decode("ascii") if pem else None)
+    # A pinned certificate that is not a root (the hub's own, or an intermediate) is an anchor as it is (mitmproxy
+    # gets the same flag, addon/rewrite.py); Python 3.13 sets it by default.
+    tls.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return tls
 
 
 def server_path(user: str, server: str) -> str:
@@ -53,11 +65,15 @@ class Hub:
     async def handshake(self, verify: bool = True) -> x509.Certificate:
         """The certificate the hub presents: verified as the bridge verifies it, or (verify=False) read without
         trusting it, to say why it is not trusted. Raises HubError(0) when the connection or handshake fails."""
-        tls = self.tls
-        if not verify:
-            tls = ssl.create_default_context()
-            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
-        return await wire.handshake(self.settings, tls)
+        return await wire.handshake(self.settings, self.tls if verify else wire.unverified())
+
+    async def presented(self) -> list[x509.Certificate]:
+        """The chain the hub presents (its own certificate first), read without trusting it; nothing is sent."""
+        return await wire.presented(self.settings)
+
+    async def verified_chain(self) -> list[x509.Certificate]:
+        """The chain as the bridge's trust verified it, its anchor last. Raises HubError(0)."""
+        return await wire.verified_chain(self.settings, self.tls)
 
     def _api_headers(self, token: bool = True) -> list[tuple[str, str]]:
         token = [("Authorization", f"token {self.settings.hub_token}")] if token and self.settings.hub_token else []

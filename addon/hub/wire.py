@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import h11
 from cryptography import x509
 
+from addon.core import trust
 from addon.core.settings import Settings
 from addon.core.errors import HubError  # noqa: F401  (the Hub client raises it; callers catch hub.HubError)
 
@@ -29,6 +30,13 @@ DEPTH_LIMIT = 64
 # Hop-by-hop headers belong to one connection; the answer travels on another one.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
                         "trailer", "proxy-connection"})
+
+
+class PinBroken(HubError):
+    """The hub's chain no longer leads to the certificate the login pinned: a hard failure, nothing was sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, message)
 
 
 class TooLarge(Exception):
@@ -155,6 +163,10 @@ async def connect(s: Settings, tls: ssl.SSLContext) -> tuple[asyncio.StreamReade
     try:
         return await asyncio.wait_for(asyncio.open_connection(
             s.server_host, s.server_port, ssl=tls, server_hostname=s.tls_name), CONNECT_TIMEOUT)
+    except ssl.SSLCertVerificationError as e:
+        if s.trust.pin:  # a pin that no longer holds: say so as ssh does, with what the hub presents now
+            raise PinBroken(trust.changed_message(s.dial_url, s.trust.pin, await presented_fingerprint(s))) from e
+        raise HubError(0, f"the TLS handshake with the hub at {s.dial_url} failed: {e}") from e
     except ssl.SSLError as e:
         raise HubError(0, f"the TLS handshake with the hub at {s.dial_url} failed: {e}") from e
     except (OSError, TimeoutError) as e:
@@ -222,6 +234,48 @@ async def events(s: Settings, tls: ssl.SSLContext, target: str, headers: list[tu
                 raise refused(hub_at(s), e) from None
             for sent in found:
                 yield sent
+
+
+def unverified() -> ssl.SSLContext:
+    tls = ssl.create_default_context()
+    tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+    return tls
+
+
+def chain_of(tls_object: ssl.SSLObject, verified: bool = False) -> list[x509.Certificate]:
+    """The certificates of a handshake, the peer's own first: as it presented them (unverified), or as verified,
+    up to the anchor."""
+    name = "get_verified_chain" if verified else "get_unverified_chain"
+    if hasattr(tls_object, name):
+        found = getattr(tls_object, name)()
+    else:  # Python 3.12: the same calls, not yet public
+        found = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in getattr(tls_object._sslobj, name)() or []]
+    return [x509.load_der_x509_certificate(der) for der in found]
+
+
+async def presented(s: Settings) -> list[x509.Certificate]:
+    """The chain the hub presents, read without trusting it (nothing is sent). Raises HubError(0)."""
+    _, writer = await connect(s, unverified())
+    try:
+        return chain_of(writer.get_extra_info("ssl_object"))
+    finally:
+        writer.close()
+
+
+async def presented_fingerprint(s: Settings) -> str:
+    try:
+        return trust.fingerprint((await presented(s))[-1])
+    except HubError as e:
+        return f"unknown ({e.message})"
+
+
+async def verified_chain(s: Settings, tls: ssl.SSLContext) -> list[x509.Certificate]:
+    """The chain a handshake with `tls` verified, from the hub's certificate to the anchor. Raises HubError(0)."""
+    _, writer = await connect(s, tls)
+    try:
+        return chain_of(writer.get_extra_info("ssl_object"), verified=True)
+    finally:
+        writer.close()
 
 
 async def handshake(s: Settings, tls: ssl.SSLContext) -> x509.Certificate:

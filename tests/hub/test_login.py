@@ -163,11 +163,15 @@ def test_wrong_password(hub, tmp_path):
     assert not (tmp_path / "home" / "login.json").exists()
 
 
-def test_wrong_ca_is_reported_before_the_password(hub, tmp_path):
+def test_an_untrusted_hub_without_a_terminal_stops_before_the_password(hub, tmp_path):
+    """Issue 31: no CA given and the system store does not verify the hub: its certificate and fingerprint are
+    shown, and without a terminal to confirm them on, the fingerprint is asked for (nothing stored)."""
     p = run(["login", f"https://{hub['host']}:{hub['port']}{hub['base_url']}", "--set", "jupyter_username=alice",
              "--password-stdin"], tmp_path / "home", "never read\n")
     assert p.returncode == 1
-    assert "✗ " in p.stdout and "fix:" in p.stdout, p.stdout  # the TLS check's own diagnosis
+    assert "The system trust store does not verify" in p.stdout and "fingerprint of the hub's own certificate" \
+        in p.stdout, p.stdout
+    assert "give it with --ca-fingerprint" in p.stderr, p.stderr
     assert not (tmp_path / "home" / "login.json").exists()
 
 

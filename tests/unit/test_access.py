@@ -98,7 +98,7 @@ def test_the_stored_ca_is_the_stored_trust(tmp_path):
     assert login_record.Login(settings=hub).values()["jupyter_cluster_ca_cert"] == ""  # the system store, said explicitly
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    trust = login_record.trust_of(str(ca))
+    trust = login_record.Trust(str(ca), login_record.file_sha256(str(ca)))
     assert trust.sha256 and len(trust.sha256) == 64
     assert login_record.Login(settings=hub, trust=trust).values()["jupyter_cluster_ca_cert"] == str(ca)
     assert login_record.from_json(login_record.to_json(login_record.Login(settings=hub, trust=trust))).trust == trust

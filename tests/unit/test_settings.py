@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 import pytest
+import trustme
 
 from addon.core import options
 from addon.core import settings
@@ -51,7 +52,8 @@ def test_prefix_escapes_like_jupyterhub(user, server, base, prefix):
 
 
 @pytest.mark.parametrize("over, words", [
-    ({"jupyter_server_ip_or_name": ""}, "JUPYTER_SERVER_IP_OR_NAME is not set"),
+    ({"jupyter_server_ip_or_name": ""}, "Sign in once: ./run.sh login https://<your hub>/ . To set it by hand "
+                                        "instead: JUPYTER_SERVER_IP_OR_NAME"),
     ({"jupyter_username": " "}, "JUPYTER_USERNAME is not set"),
     ({"jupyter_server_port": "0"}, "JUPYTER_SERVER_PORT='0' is not a port"),
     ({"jupyter_proxy_port": "80a"}, "JUPYTER_PROXY_PORT='80a' is not a port"),
@@ -107,6 +109,9 @@ def test_ca_file_checks(tmp_path, monkeypatch):
         resolve(jupyter_cluster_ca_cert=str(not_pem))
     pem = tmp_path / "ca.pem"
     pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ValueError, match="no PEM certificate in it"):  # refused at start, not by the first handshake
+        resolve(jupyter_cluster_ca_cert=str(pem))
+    trustme.CA().cert_pem.write_to_path(str(pem))
     monkeypatch.setenv("HOME", str(tmp_path))
     assert resolve(jupyter_cluster_ca_cert="~/ca.pem").ca_file == str(pem)
     monkeypatch.chdir(tmp_path)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from datetime import timezone
 
 import pytest
+import trustme
 
 from addon.core import login_record
 from addon.core import diagnose
@@ -176,7 +177,7 @@ def test_a_ca_file_trusted_at_login_that_changed_stops_with_the_fix(home, tmp_pa
     """Issue 17: the login stores the CA file's absolute path and SHA-256."""
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\none\n")
-    login = login_record.Login(settings=dict(HUB), hub_token=login_record.HubToken("stored-hub-token"), trust=login_record.trust_of(str(ca)))
+    login = login_record.Login(settings=dict(HUB), hub_token=login_record.HubToken("stored-hub-token"), trust=login_record.Trust(str(ca), login_record.file_sha256(str(ca))))
     store.save(login, home)
     assert store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", str(ca), "/jupyter/").token == "stored-hub-token"
     assert store.load(home).hub_token_for("10.1.2.3", 8443, "hub.internal", None, "/jupyter/") is None  # the system store: not it
@@ -192,7 +193,7 @@ def test_a_planted_default_ca_file_is_not_taken_after_a_system_store_login(home,
     """Issue 17 point 3: ./my_sslca.cert in the current folder, after a login that trusted the system store."""
     logged_in(home)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "my_sslca.cert").write_text("-----BEGIN CERTIFICATE-----\nplanted\n")
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "my_sslca.cert"))
     s = settings_of(home)
     assert (s.ca_file, s.hub_token) == (None, "stored-hub-token")  # the stored trust: the system store
     s = settings_of({**home, "JUPYTER_CLUSTER_CA_CERT": "./my_sslca.cert"})  # said explicitly: wins,
