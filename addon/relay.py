@@ -148,7 +148,7 @@ class Relay:
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         down = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
         try:
-            request = await asyncio.wait_for(handshake(reader, down), HANDSHAKE_TIMEOUT)
+            request = await asyncio.wait_for(upgrade_request(reader, down), HANDSHAKE_TIMEOUT)
         except (TimeoutError, OSError, wsproto.utilities.RemoteProtocolError, ValueError):
             writer.close()
             return
@@ -167,7 +167,7 @@ class Relay:
             self.links.discard(link)
 
 
-async def handshake(reader: asyncio.StreamReader, conn: wsproto.WSConnection) -> ws.Request:
+async def upgrade_request(reader: asyncio.StreamReader, conn: wsproto.WSConnection) -> ws.Request:
     """The upgrade request on a connection to the relay, within HANDSHAKE_BYTES."""
     seen = 0
     while True:
@@ -360,9 +360,10 @@ class Link:
         except (OSError, ConnectionError, wsproto.utilities.RemoteProtocolError) as e:
             why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         finally:
-            up.abort()
-            if up is self.up and not self.closed.is_set():
-                self.lost(why)
+            if not self.closed.is_set():  # at the end, end() closes it
+                up.abort()
+                if up is self.up:
+                    self.lost(why)
 
     def lost(self, why: str, silent: Upstream | None = None) -> None:
         """The current upstream connection is gone: dial again (once at a time). A `silent` one is still read
@@ -508,7 +509,7 @@ class Link:
         for up in (self.up, self.draining):
             if up is not None:
                 up.send(ws.CloseConnection(1000))
-                up.abort()
+                up.writer.close()  # after what it holds is sent: the close frame reaches the server
         current = asyncio.current_task()
         for task in self.tasks:
             if task is not current:

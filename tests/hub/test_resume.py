@@ -205,6 +205,17 @@ def test_twenty_restarts_each_followed_at_once_by_a_cell(bridge, hub, kernel):
     assert all(through), marks(through)
 
 
+def test_a_kernel_the_server_restarted_after_it_died_runs_the_next_cell(bridge, kernel):
+    """The server restarts a dead kernel itself and says `restarting` on IOPub: the bridge moves the socket to a
+    new connection, as after a restart through it."""
+    switched = f"kernel {kernel[:8]}: resumed on a new connection after the kernel's restart"
+    with channels(bridge, kernel) as ws:
+        assert execute(ws, "1 + 1")[2] == "2"
+        ws.send(to_v1(execute_request("import os; os._exit(1)")))
+        wait_for_log(bridge, switched, 1, 60)
+        assert execute(ws, "2 + 1", timeout=60)[2] == "3"
+
+
 def marks(ran: list[bool]) -> str:
     return "".join("." if r else "x" for r in ran)
 
