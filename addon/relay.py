@@ -222,11 +222,17 @@ class Link:
     @staticmethod
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      conn: wsproto.WSConnection) -> Upstream:
+        """The hub's answer to the upgrade. Its head is read to its blank line and no further: the frames after a
+        101 stay in the reader, for read_up."""
         refusal, body = None, b""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise HubError(0, "the hub sent an answer head over 64 KiB") from None
+        except asyncio.IncompleteReadError:
+            raise HubError(0, "the hub closed the connection during the WebSocket handshake") from None
+        data = head
         while True:
-            data = await reader.read(READ)
-            if not data and refusal is None:
-                raise HubError(0, "the hub closed the connection during the WebSocket handshake")
             conn.receive_data(data or None)
             for event in conn.events():
                 if isinstance(event, ws.AcceptConnection):
@@ -240,7 +246,10 @@ class Link:
                     if event.body_finished:
                         raise Refusal(refusal.status_code, list(refusal.headers), body)
             if not data:
+                if refusal is None:
+                    raise HubError(0, "the hub closed the connection during the WebSocket handshake")
                 raise Refusal(refusal.status_code, list(refusal.headers), body)
+            data = await reader.read(READ)
 
     # --- the IDE's socket
 
@@ -270,43 +279,39 @@ class Link:
         self.writer.write(self.down.send(ws.RejectData(body)))
 
     async def read_down(self) -> None:
-        parts: list = []
+        """The IDE's frames (through mitmproxy), passed on as they are; pings answered here."""
+        frames = resume.FrameReader(masked=True)
         while not self.closed.is_set():
             data = await self.reader.read(READ)
-            self.down.receive_data(data or None)
-            for event in self.down.events():
-                if isinstance(event, ws.Message):
-                    parts.append(event.data)
-                    if event.message_finished:
-                        message = parts[0] if len(parts) == 1 else type(parts[0])().join(parts)
-                        parts = []
-                        await self.to_server(message)
-                elif isinstance(event, ws.Ping):
-                    self.writer.write(self.down.send(event.response()))
-                elif isinstance(event, ws.CloseConnection):
-                    if self.up:
-                        self.up.send(ws.CloseConnection(event.code, event.reason))
-                    if self.down.state is wsproto.ConnectionState.REMOTE_CLOSING:
-                        self.writer.write(self.down.send(event.response()))
-                    return
             if not data:
                 return
+            for opcode, raw in frames.feed(data):
+                if opcode == resume.PING:
+                    self.to_ide_event(ws.Pong(raw))
+                elif opcode == resume.CLOSE:
+                    code, reason = close_payload(raw)
+                    if self.up:
+                        self.up.send(ws.CloseConnection(code, reason))
+                    self.to_ide_event(ws.CloseConnection(code))
+                    return
+                elif opcode != resume.PONG:
+                    await self.to_server(raw)
 
-    async def to_server(self, message: bytes | str) -> None:
+    async def to_server(self, frames: bytes) -> None:
         up = self.up
         if up is None or self.switching:
-            if not self.outbox.add(message):
+            if not self.outbox.add(frames):
                 await self.give_up(resume.TOO_MUCH, resume.close_reason(resume.TOO_MUCH, self.admission.channel))
             return
-        up.send(ws.Message(data=message))
+        up.writer.write(frames)
         try:
             await up.writer.drain()
         except (OSError, ConnectionError):
             pass  # the upstream reader sees it
 
-    def to_ide(self, message: bytes | str) -> None:
+    def to_ide_event(self, event: ws.Event) -> None:
         if self.down.state is wsproto.ConnectionState.OPEN:
-            self.writer.write(self.down.send(ws.Message(data=message)))
+            self.writer.write(self.down.send(event))
 
     # --- upstream connections
 
@@ -314,50 +319,41 @@ class Link:
         """Make `up` the connection of this socket; send what the IDE sent meanwhile. Returns how many."""
         self.up = up
         held = self.outbox.take()
-        for message in held:
-            up.send(ws.Message(data=message))
+        for frames in held:
+            up.writer.write(frames)
         up.task = self.spawn(self.read_up(up))
         return len(held)
 
     async def read_up(self, up: Upstream) -> None:
-        parts: list = []
-        why = "the server closed it"
+        """The hub's frames, passed on to the IDE as they are, one whole message at a time."""
+        frames = resume.FrameReader(masked=False)
+        kernel = self.admission.channel.kind == "kernel"
+        why = "the connection ended"
         try:
-            data = b"-"  # the events the handshake's last read brought come first
-            while True:
-                for event in up.conn.events():
-                    if isinstance(event, ws.Message):
-                        parts.append(event.data)
-                        if not event.message_finished:
-                            continue
-                        message = parts[0] if len(parts) == 1 else type(parts[0])().join(parts)
-                        parts = []
-                        up.received += 1
-                        if up is self.up or up is self.draining:
-                            self.to_ide(message)
-                        if (self.admission.channel.kind == "kernel" and up is self.up and not self.switching
-                                and resume.is_restarting(message, self.v1)):
-                            self.spawn(self.restart())
-                    elif isinstance(event, ws.Ping):
-                        up.send(event.response())
-                    elif isinstance(event, ws.CloseConnection):
-                        why = f"the server closed it: {event.code} {event.reason or ''}".strip()
-                        if up.conn.state is wsproto.ConnectionState.REMOTE_CLOSING:
-                            up.send(event.response())
+            while data := await up.reader.read(READ):
+                up.heard = time.monotonic()
+                for opcode, raw in frames.feed(data):
+                    if opcode == resume.PING:
+                        up.send(ws.Pong(raw))
+                    elif opcode == resume.CLOSE:
+                        code, reason = close_payload(raw)
+                        why = f"the server closed it: {code} {reason}".strip()
+                        up.send(ws.CloseConnection(code))
                         return
-                if not data:
-                    why = "the connection ended"
-                    return
+                    elif opcode != resume.PONG:
+                        up.received += 1
+                        if (up is self.up or up is self.draining) and self.down.state is wsproto.ConnectionState.OPEN:
+                            self.writer.write(raw)
+                        if (kernel and len(raw) <= resume.RESTARTING_BYTES and up is self.up and not self.switching
+                                and resume.is_restarting(resume.payload(raw), self.v1)):
+                            self.spawn(self.restart())
                 if self.writer.transport.get_write_buffer_size() > READ:
                     try:
                         await self.writer.drain()  # the IDE reads slower than the hub sends: wait for it
                     except (OSError, ConnectionError):
                         await self.end()  # the IDE's side is gone: no drop of the upstream's
                         return
-                data = await up.reader.read(READ)
-                up.heard = time.monotonic()
-                up.conn.receive_data(data or None)
-        except (OSError, ConnectionError, wsproto.utilities.RemoteProtocolError) as e:
+        except (OSError, ConnectionError, resume.BadFrame) as e:
             why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         finally:
             if not self.closed.is_set():  # at the end, end() closes it
@@ -475,8 +471,8 @@ class Link:
             now = time.monotonic()
             paused = now - last > tick + interval  # this process did not run (SIGSTOP): judge afresh
             last = now
-            if now - down_pinged >= DOWN_PING and self.down.state is wsproto.ConnectionState.OPEN:
-                self.writer.write(self.down.send(ws.Ping(b"jupyterhub-bridge")))
+            if now - down_pinged >= DOWN_PING:
+                self.to_ide_event(ws.Ping(b"jupyterhub-bridge"))
                 down_pinged = now
             up = self.up
             if up is None or self.switching:
@@ -497,8 +493,7 @@ class Link:
         if log:
             logger.warning(resume.given_up_line(self.admission.channel, reason))
             self.admission.note(reason)
-        if self.down.state is wsproto.ConnectionState.OPEN:
-            self.writer.write(self.down.send(ws.CloseConnection(code, reason)))
+        self.to_ide_event(ws.CloseConnection(code, reason))
         await self.end()
 
     async def end(self) -> None:
@@ -526,3 +521,9 @@ class Link:
         task.add_done_callback(self.tasks.discard)
         return task
 
+
+def close_payload(payload: bytes) -> tuple[int, str]:
+    """A close frame's code and reason (1005: none given)."""
+    if len(payload) < 2:
+        return 1005, ""
+    return int.from_bytes(payload[:2], "big"), payload[2:].decode(errors="replace")

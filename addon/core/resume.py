@@ -101,6 +101,91 @@ def is_restarting(data: bytes | str, v1: bool) -> bool:
         return False
 
 
+TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+class BadFrame(ValueError):
+    """Bytes that are no WebSocket frame the relay takes (an extension's bits, a mask where none belongs)."""
+
+
+class FrameReader:
+    """The frames of one direction of a WebSocket, from the bytes as they arrive, passed on as they came: each data
+    message whole, as the raw bytes of its frames (fragments kept, a client's masks kept), and each control frame
+    apart with its payload unmasked. Both sides of the relay speak the same direction (the hub and the relay send
+    unmasked frames to their clients; mitmproxy and the relay send masked ones), so a message's bytes go on
+    unchanged: no decoding, no new framing. Bytes are joined only once a frame is complete."""
+
+    def __init__(self, masked: bool) -> None:
+        self.masked = masked  # frames from a client are masked, from a server never (RFC 6455, 5.1)
+        self.chunks: list[bytes] = []
+        self.held = 0
+        self.need = 2  # bytes that must be held before a frame can be complete
+        self.parts: list[bytes] = []  # the frames of the message under way
+        self.opcode = 0
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """(opcode, the message's raw frames) for each data message completed, (opcode, payload) for each control
+        frame. Raises BadFrame."""
+        self.chunks.append(data)
+        self.held += len(data)
+        if self.held < self.need:
+            return []
+        buf = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        found, pos, n = [], 0, len(buf)
+        while True:
+            head, length = frame_size(buf, pos, n)
+            if head == 0 or pos + head + length > n:
+                self.need = head + length if head else header_length(buf, pos, n)
+                break
+            b0, end = buf[pos], pos + head + length
+            if b0 & 0x70 or bool(buf[pos + 1] & 0x80) != self.masked:
+                raise BadFrame("a frame with extension bits, or masked the wrong way")
+            opcode = b0 & 0x0F
+            if opcode >= CLOSE:
+                found.append((opcode, unmask(buf[pos + head - 4:pos + head], buf[pos + head:end])
+                              if self.masked else buf[pos + head:end]))
+            else:
+                if opcode:
+                    self.opcode = opcode
+                self.parts.append(buf[pos:end] if pos or end != n else buf)  # the whole buffer: no copy
+                if b0 & 0x80:
+                    parts, self.parts = self.parts, []
+                    found.append((self.opcode, parts[0] if len(parts) == 1 else b"".join(parts)))
+            pos = end
+        rest = buf[pos:] if pos else buf
+        self.chunks, self.held = ([rest], len(rest)) if rest else ([], 0)
+        return found
+
+
+def header_length(buf: bytes, pos: int, n: int) -> int:
+    """The length of the header of the frame at `pos` (2 while its second byte has not come)."""
+    if n - pos < 2:
+        return 2
+    length = buf[pos + 1] & 0x7F
+    return 2 + (4 if buf[pos + 1] & 0x80 else 0) + (2 if length == 126 else 8 if length == 127 else 0)
+
+
+def frame_size(buf: bytes, pos: int, n: int) -> tuple[int, int]:
+    """(header length, payload length) of the frame at `pos`; (0, 0) while its header is incomplete."""
+    head = header_length(buf, pos, n)
+    if n - pos < head:
+        return 0, 0
+    length = buf[pos + 1] & 0x7F
+    if length >= 126:
+        length = int.from_bytes(buf[pos + 2:pos + (4 if length == 126 else 10)], "big")
+    return head, length
+
+
+def unmask(key: bytes, payload: bytes) -> bytes:
+    """A control frame's payload (at most 125 bytes) unmasked."""
+    return bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def payload(frame: bytes) -> bytes:
+    """The payload of one unmasked frame."""
+    return frame[frame_size(frame, 0, len(frame))[0]:]
+
+
 def backoff(attempt: int) -> float:
     """Seconds before dial number `attempt` (0: the first after a drop) of one drop."""
     return BACKOFF[min(attempt, len(BACKOFF) - 1)]

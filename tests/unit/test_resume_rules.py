@@ -104,3 +104,56 @@ def test_log_lines_escape_what_came_from_outside():
                  resume.given_up_line(channel, "gone\r")):
         assert "\x1b" not in line and "\n" not in line and "\r" not in line and "\x07" not in line
     assert "after 5.0 s away: 12 messages" in resume.resume_line(Channel("kernel", "k"), 5.04, 12, 3)
+
+
+def frames_of(messages: list[tuple[int, bytes]], masked: bool, fragment: int = 0) -> list[bytes]:
+    """Each message's frames as wsproto writes them (the client's masked), cut into `fragment`-byte frames."""
+    import wsproto.frame_protocol as fp
+    proto = fp.FrameProtocol(client=masked, extensions=[])
+    out = []
+    for opcode, data in messages:
+        if opcode == resume.PING:
+            out.append(proto.ping(data))
+            continue
+        pieces = [data[i:i + fragment] for i in range(0, len(data), fragment)] if fragment and data else [data]
+        out.append(b"".join(proto.send_data(p if opcode == resume.BINARY else p.decode(), i == len(pieces) - 1)
+                            for i, p in enumerate(pieces)))
+    return out
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("fragment", [0, 7])
+@pytest.mark.parametrize("chunk", [1, 3, 64, 100000])
+def test_frame_reader_gives_whole_messages_as_they_came(masked, fragment, chunk):
+    import wsproto.frame_protocol as fp
+    messages = [(resume.TEXT, b'{"a": 1}'), (resume.BINARY, bytes(range(256)) * 300), (resume.PING, b"hi"),
+                (resume.TEXT, b"x" * 70000), (resume.TEXT, b"")]
+    each = frames_of(messages, masked, fragment)
+    wire = b"".join(each)
+    reader, found = resume.FrameReader(masked), []
+    for i in range(0, len(wire), chunk):
+        found += reader.feed(wire[i:i + chunk])
+    assert [opcode for opcode, _ in found] == [resume.TEXT, resume.BINARY, resume.PING, resume.TEXT, resume.TEXT]
+    assert [raw for opcode, raw in found if opcode != resume.PING] == [each[i] for i in (0, 1, 3, 4)]  # as they came
+    assert found[2][1] == b"hi"
+    # what a peer reads from them: the same messages
+    peer = fp.FrameProtocol(client=not masked, extensions=[])
+    peer.receive_bytes(b"".join(raw for opcode, raw in found if opcode != resume.PING))
+    got, parts = [], []
+    for frame in peer.received_frames():
+        parts.append(frame.payload if isinstance(frame.payload, bytes) else frame.payload.encode())
+        if frame.message_finished:
+            got.append(b"".join(parts))
+            parts = []
+    assert got == [data for opcode, data in messages if opcode != resume.PING]
+
+
+@pytest.mark.parametrize("masked, wire", [(False, b"\x81\x85abcdhello"), (True, b"\x81\x05hello"), (False, b"\xc1\x01x")])
+def test_frame_reader_refuses_frames_it_cannot_pass_on(masked, wire):
+    with pytest.raises(resume.BadFrame):
+        resume.FrameReader(masked).feed(wire)
+
+
+def test_payload_of_a_frame():
+    assert resume.payload(frames_of([(resume.TEXT, b"abc")], False)[0]) == b"abc"
+    assert resume.payload(frames_of([(resume.TEXT, b"y" * 300)], False)[0]) == b"y" * 300
