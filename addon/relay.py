@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import wsproto
 from wsproto import events as ws
+from wsproto.utilities import RemoteProtocolError
 
 from addon.core import resume
 from addon.core.errors import HubError
@@ -149,7 +150,7 @@ class Relay:
         down = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
         try:
             request = await asyncio.wait_for(upgrade_request(reader, down), HANDSHAKE_TIMEOUT)
-        except (TimeoutError, OSError, wsproto.utilities.RemoteProtocolError, ValueError):
+        except (TimeoutError, OSError, RemoteProtocolError, ValueError):
             writer.close()
             return
         ticket = dict((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.extra_headers).get(

@@ -21,6 +21,7 @@ from kernel_client import from_v1
 from kernel_client import to_v1
 from net_relay import NetRelay
 from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 PING = "1"  # JUPYTER_RESUME_PING_INTERVAL: a silent line is a drop after 2 s without a pong
@@ -308,3 +309,34 @@ def echo(ws, word: str, seconds: float = 30) -> str:
         if kind == "stdout":
             seen += data[0]
     return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", seen)
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports process `pid` and its children listen on, from /proc."""
+    inodes = set()
+    for proc in [pid, *map(int, os.popen(f"pgrep -P {pid}").read().split())]:
+        for fd in os.listdir(f"/proc/{proc}/fd"):
+            try:
+                target = os.readlink(f"/proc/{proc}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_only_mitmproxy_reaches_the_relay(bridge, kernel):
+    """The relay listens on 127.0.0.1 for mitmproxy's upgrades only: without the ticket the bridge made for one,
+    or with a made-up one, it refuses (and dials nothing)."""
+    relay_ports = listening_ports(bridge.proc.pid) - {bridge.port}
+    assert len(relay_ports) == 1, relay_ports
+    url = f"ws://127.0.0.1:{relay_ports.pop()}/user/alice/api/kernels/{kernel}/channels"
+    for headers in ({}, {"X-Bridge-Relay": "made-up"}, {"X-Bridge-Relay": "(single-use, redacted)"}):
+        with pytest.raises(InvalidStatus) as refused:
+            ws_connect(url, additional_headers=headers, open_timeout=10)
+        assert refused.value.response.status_code == 403
