@@ -19,6 +19,7 @@ from kernel_client import execute
 from kernel_client import execute_request
 from kernel_client import from_v1
 from kernel_client import to_v1
+from bridge_process import free_port
 from net_relay import NetRelay
 from websockets.exceptions import ConnectionClosed
 from websockets.exceptions import InvalidStatus
@@ -340,3 +341,31 @@ def test_only_mitmproxy_reaches_the_relay(bridge, kernel):
         with pytest.raises(InvalidStatus) as refused:
             ws_connect(url, additional_headers=headers, open_timeout=10)
         assert refused.value.response.status_code == 403
+
+
+def test_mitmweb_shows_a_resumed_flow_as_resumed(hub, net, start_bridge):
+    """The IDE's side of a held socket is one live flow in mitmweb: under the hub's URL, with the IDE's messages,
+    the ticket redacted, and a comment that says it resumed (not failed)."""
+    web_port = free_port()
+    b = start_bridge(hub, env=bridge_env(hub, net), web=True, args=["--set", f"web_port={web_port}"])
+    web_token = b.log().split(f"127.0.0.1:{web_port}/?token=", 1)[1].split()[0]
+    with rest(b) as c:
+        kernel = c.post("/api/kernels", json={"name": "python3"}).json()["id"]
+        with channels(b, kernel) as ws:
+            assert execute(ws, "1 + 1")[2] == "2"
+            net.cut(1)
+            wait_for_log(b, f"kernel {kernel[:8]}: resumed", 1)
+            assert execute(ws, "2 + 1")[2] == "3"
+            flows = httpx.get(f"http://127.0.0.1:{web_port}/flows", params={"token": web_token}, timeout=30).json()
+            flow = next(f for f in flows if f["request"]["path"].endswith(f"{kernel}/channels") or
+                        f"{kernel}/channels?" in f["request"]["path"])
+            print(f"mitmweb: {flow['request']['scheme']}://{flow['request']['host']}:{flow['request']['port']}"
+                  f"{flow['request']['path'][:60]}... comment {flow['comment']!r}")
+            assert (flow["request"]["host"], flow["request"]["port"]) == (hub["host"], net.port)
+            assert flow["websocket"] and flow["websocket"]["timestamp_end"] is None  # live, not failed
+            assert flow["comment"].startswith("resumed after")
+            assert ["X-Bridge-Relay", "(single-use, redacted)"] in flow["request"]["headers"]
+            messages = httpx.get(f"http://127.0.0.1:{web_port}/flows/{flow['id']}/messages/content/Auto.json",
+                                 params={"token": web_token}, timeout=30)
+            assert messages.status_code == 200 and len(messages.json()) > 2
+        c.delete(f"/api/kernels/{kernel}")
