@@ -6,8 +6,10 @@ turns into close code 1006) it closes the client too; it has no way to put anoth
 flow. So the bridge sends the upgrade of `/api/kernels/<id>/channels` and `/terminals/websocket/<name>` (addon/
 resume.py) to this relay on 127.0.0.1, in the same process. mitmproxy's flow IDE ↔ relay never breaks and mitmweb
 shows every message of it, as before; the relay holds that connection and dials the hub itself (wsproto, which
-mitmproxy pins; TLS verified as the bridge verifies the hub, wire.connect), again whenever the upstream connection
-is lost. Only mitmproxy reaches the relay: each upgrade carries a single-use ticket that the addon made for it (in
+mitmproxy pins, for the handshakes and control frames; TLS verified as the bridge verifies the hub, wire.connect),
+again whenever the upstream connection is lost. Messages pass through as the frames they came in
+(core/resume.FrameReader): the relay neither decodes nor frames them again, which keeps its cost in the benchmark's
+noise. Only mitmproxy reaches the relay: each upgrade carries a single-use ticket that the addon made for it (in
 a header that flows show redacted); anything else is refused with 403. The credential never travels on that hop:
 the relay adds it when it dials (for the bridge's own clients the access token in use at that moment, so a renewed
 one is taken).
@@ -17,10 +19,12 @@ Why what the IDE sees is right (field note 48):
   WebSocket goes away, jupyter_server buffers the kernel's messages for `<kernel>:<session_id>` and replays them,
   in order, to the next connection with that key; a new connection with the key replaces a stale one that is still
   open ("Replacing stale connection").
-- Order: the IDE gets messages of one upstream connection at a time, each whole (fragments are joined before it is
-  sent on), in the order the server sent them. After a drop the old connection is abandoned and everything comes
-  from the new one: the server's replay first, then new messages. After a kernel restart the old connection is
-  read to its end (the server closes it when the new one arrives) before the new one's messages go on.
+- Order: the IDE gets messages of one upstream connection at a time, each whole (a message's frames go on together
+  once its last one has come, so a drop never leaves half a message), in the order the server sent them. After a
+  drop everything comes from the new connection: the server's replay first, then new messages. The old one is
+  read until then when it went silent (a line that was only asleep still delivers what it holds), and after a
+  kernel restart it is read to its end (the server closes it when the new one arrives) before the new one's
+  messages go on: the old connection's messages always come first.
 - No duplicates: the server buffers only what it had not written to the old connection, so the replay repeats
   nothing the IDE got.
 - What can be lost: messages the server wrote to the old connection that never arrived (in flight when the line
