@@ -147,6 +147,18 @@ def test_a_kernel_without_a_session_id_gets_one_and_its_output_resumes(bridge, n
         check_lines(run_printing(ws, 60, {20: lambda: net.cut(3)}), 60, 1)
 
 
+def test_what_the_ide_sends_while_the_line_is_down_is_sent_after_it_in_order(bridge, net, kernel):
+    drops = bridge.log().count(f"kernel {kernel[:8]}: the connection to the server dropped")
+    with channels(bridge, kernel) as ws:
+        assert execute(ws, "n = 0")[0] == ""
+        net.cut(3)
+        wait_for_log(bridge, f"kernel {kernel[:8]}: the connection to the server dropped", drops + 1)
+        first = execute_request("n += 1; print('first', n)")
+        ws.send(to_v1(first))  # held by the bridge while no connection is open
+        assert execute(ws, "n += 1; print('second', n)")[0] == "second 2\n"  # sent after the first one
+    wait_for_log(bridge, "2 the IDE sent meanwhile forwarded", 1)
+
+
 def test_a_silent_line_is_found_by_the_pings(bridge, net, kernel):
     """No FIN, no RST: the bridge's ping goes unanswered, and it dials again; the stall ends after that."""
     drops = bridge.log().count("no answer to a ping")
