@@ -9,6 +9,7 @@ from addon.config import Config
 from addon.diagnosis import Diagnosis
 from addon.history import History
 from addon.renew import Renew
+from addon.resume import Resume
 from addon.rewrite import Redact
 from addon.rewrite import RewriteRequest
 from addon.rewrite import RewriteResponse
@@ -19,6 +20,7 @@ addons = [
     config,                   # options -> one frozen Settings and the Hub client; OptionsError with the fix
     Access(config, browsers),  # the access token, the only credential sent to the server: made, renewed, revoked
     RewriteRequest(config, browsers),  # SNI to the hub; Host/Origin guard, route into the prefix, credential upstream
+    Resume(config),           # kernel and terminal WebSockets through the bridge's relay: held across drops
     Autostart(config),        # the hub answered for a stopped server: start it, send again, restore the body
     RewriteResponse(config),  # Location and Set-Cookie back to the bridge's URLs; hub token out of pages
     Redact(),                 # what stays in a flow (mitmweb, -w, log lines below) holds no usable token

@@ -87,6 +87,13 @@ OPTIONS = (
            "The options a server is started with (a profile, a partition, a time limit): a JSON object such as "
            '{"profile": "gpu-small"}, or key=value pairs separated by commas.',
            shown_default="none: the hub reuses those of the last start"),
+    Option("jupyter_resume_window", "JUPYTER_RESUME_WINDOW", "300",
+           "Seconds a kernel or terminal WebSocket is held open while the bridge dials the server again after "
+           "the connection dropped (the server replays what the kernel sent meanwhile); then the IDE's socket is "
+           "closed with the reason."),
+    Option("jupyter_resume_ping_interval", "JUPYTER_RESUME_PING_INTERVAL", "10",
+           "Seconds of silence after which the bridge pings the server on a kernel or terminal WebSocket; a ping "
+           "unanswered for twice this is a dropped connection (a sleeping laptop, a changed network)."),
     Option("jupyter_oauth_port", "JUPYTER_OAUTH_PORT", "8765",
            f"{RUN} login --browser: the port on 127.0.0.1 the sign-in comes back to, only while it waits; the "
            "hub's OAuth client has the redirect URI http://127.0.0.1:<port>/oauth_callback."),

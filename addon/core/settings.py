@@ -47,6 +47,8 @@ class Settings:
     token_lifetime: int = 30 * 86400
     access_token_lifetime: int = 86400
     server_options: dict = field(default_factory=dict, hash=False)  # JUPYTER_SERVER_OPTIONS
+    resume_window: float = 300.0  # seconds a kernel or terminal WebSocket waits for a new upstream connection
+    resume_ping_interval: float = 10.0
     # What verifies the hub, loaded once here: the Hub client and mitmproxy get these bytes, never the file again.
     trust: Anchors = field(default=Anchors(), repr=False)
 
@@ -185,6 +187,8 @@ def resolve(values: dict[str, str | None], environ: Mapping[str, str], stored: l
         token_lifetime=int(option_values.seconds(values, "jupyter_token_lifetime")),
         access_token_lifetime=int(option_values.seconds(values, "jupyter_access_token_lifetime")),
         server_options=spawn_options.parse(values["jupyter_server_options"]),
+        resume_window=option_values.seconds(values, "jupyter_resume_window"),
+        resume_ping_interval=option_values.seconds(values, "jupyter_resume_ping_interval"),
         trust=trust,
     )
 

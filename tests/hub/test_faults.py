@@ -1,6 +1,7 @@
-"""Issue 19: what the user's network does cannot stop the bridge. The hub's proxy (configurable-http-proxy) dies
-while a kernel WebSocket is open through the bridge: the client's WebSocket is closed, not left hanging, and
-once the hub has restarted its proxy the client's reconnect and its next cell work."""
+"""Issue 19 and 30: what the user's network does cannot stop the bridge. The hub's proxy (configurable-http-proxy)
+dies while a kernel WebSocket is open through the bridge: the client's WebSocket stays open while the bridge dials
+again, and once the hub has restarted its proxy the next cell runs on the same socket, in the same kernel (issue 19
+closed the client's socket at once; issue 30 holds it)."""
 
 import os
 import signal
@@ -12,10 +13,8 @@ import httpx
 import pytest
 from kernel_client import V1
 from kernel_client import execute
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-CLOSE_WITHIN = 15.0  # seconds the client waits for its WebSocket to be closed
 BACK_WITHIN = 60.0  # seconds for the hub to notice its proxy died (every 5 s) and restart it with its routes
 
 
@@ -69,7 +68,7 @@ def wait_until_the_server_answers(c: httpx.Client) -> None:
         time.sleep(0.25)
 
 
-def test_a_restarted_hub_proxy_closes_the_kernel_websocket_and_a_reconnect_works(faults_hub, start_bridge):
+def test_a_restarted_hub_proxy_is_outlived_by_the_kernel_websocket(faults_hub, start_bridge):
     bridge = start_bridge(faults_hub)
     token = faults_hub["users"]["alice"]["token"]
     with httpx.Client(base_url=bridge.url, headers={"Authorization": f"token {token}"}, timeout=60) as c:
@@ -80,15 +79,11 @@ def test_a_restarted_hub_proxy_closes_the_kernel_websocket_and_a_reconnect_works
             assert execute(ws, "x = 6 * 7; x")[2] == "42"
             old_proxy = proxy_pid(faults_hub)
             os.kill(old_proxy, signal.SIGKILL)  # its connections to the bridge and the server are reset
-            closed_at = time.monotonic()
-            with pytest.raises(ConnectionClosed) as closed:
-                while True:  # the kernel's last messages, then the close; a hanging socket times out
-                    ws.recv(timeout=CLOSE_WITHIN)
-            took = time.monotonic() - closed_at
-        print(f"closed {took:.2f} s after the hub's proxy was killed: {closed.value!r}")
-        wait_until_the_server_answers(c)
-        assert proxy_pid(faults_hub) != old_proxy
-        with channels(bridge, kernel, token) as ws:
-            assert execute(ws, "x + 1")[2] == "43"  # the same kernel, its state kept
+            killed_at = time.monotonic()
+            wait_until_the_server_answers(c)
+            assert proxy_pid(faults_hub) != old_proxy
+            assert execute(ws, "x + 1", timeout=BACK_WITHIN)[2] == "43"  # the same socket, the same kernel
+            print(f"the next cell ran {time.monotonic() - killed_at:.1f} s after the hub's proxy was killed")
+        assert f"kernel {kernel[:8]}: the connection to the server dropped" in bridge.log()
         assert c.delete(f"/api/kernels/{kernel}").status_code == 204
     assert bridge.proc.poll() is None, bridge.log()
