@@ -115,8 +115,11 @@ class Upstream:
 
 
 class Relay:
-    def __init__(self, settings: Callable[[], Settings | None], tls: Callable[[], ssl.SSLContext]) -> None:
-        self.settings, self.tls = settings, tls
+    def __init__(self, settings: Callable[[], Settings | None], tls: Callable[[], ssl.SSLContext],
+                 logged_out: Callable[[], bool] = lambda: False) -> None:
+        """`logged_out`: whether the login the bridge serves with was removed (Renew finds it): the held sockets
+        end then, as the bridge's other requests do, instead of going on with an access token it no longer renews."""
+        self.settings, self.tls, self.logged_out = settings, tls, logged_out
         self.tickets: dict[str, Admission] = {}
         self.links: set[Link] = set()
         self.server: asyncio.Server | None = None
@@ -473,6 +476,9 @@ class Link:
         last, down_pinged = time.monotonic(), time.monotonic()
         while not self.closed.is_set():
             await asyncio.sleep(tick)
+            if self.relay.logged_out():
+                await self.give_up(resume.LOGGED_OUT, resume.close_reason(resume.LOGGED_OUT, self.admission.channel))
+                return
             now = time.monotonic()
             paused = now - last > tick + interval  # this process did not run (SIGSTOP): judge afresh
             last = now

@@ -28,7 +28,8 @@ class Resume:
         self.relay: relay.Relay | None = None
 
     async def running(self) -> None:
-        self.relay = relay.Relay(lambda: self.config.settings, lambda: self.config.hub.tls)
+        self.relay = relay.Relay(lambda: self.config.settings, lambda: self.config.hub.tls,
+                                 lambda: self.config.logged_out)
         await self.relay.start()
 
     async def done(self) -> None:

@@ -28,6 +28,7 @@ REFUSED = 4403  # the server answered 403: the credential may no longer reach it
 WINDOW_OVER = 1001  # going away: no connection within JUPYTER_RESUME_WINDOW seconds
 TOO_MUCH = 1009  # the IDE sent more than QUEUE_MESSAGES / QUEUE_BYTES while upstream was away
 STOPPING = 1001  # the bridge stops
+LOGGED_OUT = 4401  # the login the bridge served with was removed (./run.sh logout)
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,7 @@ def close_reason(code: int, channel: Channel, window: float = 0.0) -> str:
         REFUSED: f"jupyterhub-bridge: the server refused {what} (403): run {RUN} check",
         WINDOW_OVER: f"jupyterhub-bridge: no connection to the server for {window:g} s: {what} given up",
         TOO_MUCH: f"jupyterhub-bridge: too much sent while the server was away ({what})",
+        LOGGED_OUT: f"jupyterhub-bridge: you logged out: run {RUN} login, then start the bridge again",
     }.get(code, f"jupyterhub-bridge: {what} closed")
     return text.encode()[:123].decode(errors="ignore")
 

@@ -1,8 +1,8 @@
 """Issue 28, Low: what stays after a stop. SIGHUP (a closed terminal, a dropped SSH session) stops the bridge as
 SIGTERM does, revoking its access token; a bridge killed outright leaves its access token, which the next start
 revokes (found by its note: this machine, a process that is gone); `logout` while a bridge runs revokes the
-bridge's access token and the bridge stops serving, saying what to do. The hub's API says which tokens it still
-has."""
+bridge's access token and the bridge stops serving, saying what to do, and closes the kernel sockets it holds. The
+hub's API says which tokens it still has."""
 
 import os
 import signal
@@ -13,6 +13,8 @@ import httpx
 import pytest
 from test_login import log_in
 from test_login import run
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
 LOGGED_OUT = "You logged out (./run.sh logout removed the login): the bridge serves no more. Run ./run.sh login, " \
              "then start the bridge again."
@@ -83,3 +85,20 @@ def test_logout_while_a_bridge_runs_stops_it_serving(hub, running):
     answer = until(lambda: (r := served(bridge)).status_code == 503 and r)
     assert answer and answer.json()["message"] == LOGGED_OUT, (answer and answer.text, bridge.log())
     assert LOGGED_OUT in bridge.log()
+
+
+def test_logout_while_a_bridge_runs_closes_its_held_kernel_sockets(hub, running):
+    """A kernel WebSocket the bridge holds (its relay re-dials with the access token) ends too, with a close code
+    and a reason the IDE's log shows, not with a dead kernel later."""
+    home, bridge, _ = running
+    headers = {"Authorization": f"token {bridge.token}"}
+    kernel = httpx.post(f"{bridge.url}/api/kernels", json={"name": "python3"}, headers=headers, timeout=120).json()
+    url = f"ws://127.0.0.1:{bridge.port}/api/kernels/{kernel['id']}/channels?token={bridge.token}"
+    with ws_connect(url, open_timeout=60) as ws:
+        assert run(["logout"], home).returncode == 0
+        deadline = time.monotonic() + 60
+        with pytest.raises(ConnectionClosed) as closed:
+            while time.monotonic() < deadline:  # the server's own status messages first, then the close
+                ws.recv(timeout=deadline - time.monotonic())
+    assert closed.value.rcvd.code == 4401, closed.value
+    assert closed.value.rcvd.reason == "jupyterhub-bridge: you logged out: run ./run.sh login, then start the bridge again"
