@@ -91,7 +91,7 @@ def test_outbox_keeps_order_within_its_bounds():
     assert len(box) == 0 and box.size == 0 and box.add("12345")
 
 
-@pytest.mark.parametrize("code", [resume.GONE, resume.REFUSED, resume.WINDOW_OVER, resume.TOO_MUCH, 4999])
+@pytest.mark.parametrize("code", [resume.GONE, resume.REFUSED, resume.WINDOW_OVER, resume.TOO_MUCH, resume.LOGGED_OUT, 4999])
 def test_close_reasons_fit_a_close_frame_and_escape_the_name(code):
     channel = Channel("terminal", "\x1b[31m" + "x" * 200)
     reason = resume.close_reason(code, channel, 300)
