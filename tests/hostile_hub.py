@@ -93,15 +93,7 @@ class Answers(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(head) + size + len(tail)))
         self.end_headers()
-        try:
-            self.wfile.write(head)
-            for _ in range(size // MB):
-                self.wfile.write(b"x" * MB)
-            self.wfile.write(tail)
-        except OSError:
-            pass  # the client hung up: what a bounded client does
-        self.close_connection = True
-
+        self.raw(head, size, tail)
 
     def raw(self, head: bytes, size: int, tail: bytes) -> None:
         """An answer's bytes as they are: `head`, `size` bytes of 'x' (a MiB at a time) and `tail`."""

@@ -1,6 +1,7 @@
-"""The hub's address taken over, for the trust tests: a `Relay` the login and the bridge dial as the hub, which a test
-turns from the real hub to an `Impostor` (a TLS server with another certificate for the hub's name) mid-run; the
-impostor records every byte a client sends it after a handshake, so that "nothing sent" is what it saw."""
+"""The hub's address taken over, for the trust tests: a `NetRelay` (tests/net_relay.py) the login and the bridge dial
+as the hub, which a test turns from the real hub (its `target`) to an `Impostor` (a TLS server with another
+certificate for the hub's name) mid-run; the impostor records every byte a client sends it after a handshake, so
+that "nothing sent" is what it saw."""
 
 import socket
 import ssl
@@ -9,53 +10,6 @@ import threading
 import trustme
 
 IO_TIMEOUT = 30.0
-
-
-def pump(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (source, sink):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-class Relay:
-    """127.0.0.1:<port> relaying each new connection to `target` (host, port), which a test may change."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return  # closed
-            try:
-                upstream = socket.create_connection(self.target, timeout=IO_TIMEOUT)
-            except OSError:
-                client.close()
-                continue
-            for s in (client, upstream):
-                s.settimeout(None)
-            self.sockets += [client, upstream]
-            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
-
-    def close(self) -> None:
-        self.server.close()
-        for s in self.sockets:
-            s.close()
 
 
 class Impostor:

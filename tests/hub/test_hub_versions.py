@@ -11,6 +11,7 @@ import uuid
 import httpx
 import pytest
 from bridge_process import free_port
+from kernel_client import shell_echo
 from test_diagnosis_hub import diagnosed
 from test_diagnosis_hub import web_bridge
 from test_login import log_in
@@ -68,11 +69,7 @@ def terminal_through(bridge) -> str:
         name = r.json()["name"]
         with ws_connect(f"ws://127.0.0.1:{bridge.port}/terminals/websocket/{name}", additional_headers=auth,
                         open_timeout=30) as ws:
-            ws.send(json.dumps(["stdin", "echo from-$JUPYTERHUB_USER\r"]))
-            seen, deadline = "", time.monotonic() + 30
-            while "from-alice" not in seen and time.monotonic() < deadline:
-                kind, *data = json.loads(ws.recv(timeout=30))
-                seen += "".join(str(d) for d in data) if kind == "stdout" else ""
+            seen = shell_echo(ws)
         assert c.delete(f"/api/terminals/{name}").status_code == 204
     return seen
 

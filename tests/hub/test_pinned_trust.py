@@ -20,9 +20,9 @@ import httpx
 import pytest
 from bridge_process import ROOT
 from impostor import Impostor
-from impostor import Relay
 from kernel_client import V1
 from kernel_client import execute
+from net_relay import NetRelay
 from test_servers import admin
 from websockets.sync.client import connect as ws_connect
 
@@ -63,9 +63,9 @@ def wait_for(what, found, timeout: float = WAIT) -> None:
 
 @pytest.fixture
 def relay(hub):
-    r = Relay((hub["host"], hub["port"]))
+    r = NetRelay(hub["host"], hub["port"])
     yield r
-    r.close()
+    r.stop()
 
 
 @pytest.fixture
@@ -166,7 +166,7 @@ def chain_hub(start_hub):
 def test_first_use_with_a_fingerprint_then_a_kernel_with_no_ca_file_and_no_impostor(chain_hub, tmp_path,
                                                                                    start_bridge):
     hub, home = chain_hub, tmp_path / "home"
-    relay = Relay((hub["host"], hub["port"]))
+    relay = NetRelay(hub["host"], hub["port"])
     impostor = Impostor(hub["tls_name"])
     try:
         fingerprint = presented_top(("127.0.0.1", relay.port), hub["tls_name"])
@@ -204,7 +204,7 @@ def test_first_use_with_a_fingerprint_then_a_kernel_with_no_ca_file_and_no_impos
         assert "does not present the certificate you trusted" in bridge.log(), bridge.log()
         assert impostor.received == [], "a request went to the impostor"
     finally:
-        relay.close()
+        relay.stop()
         impostor.close()
 
 

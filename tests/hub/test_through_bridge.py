@@ -15,6 +15,7 @@ import trustme
 from bridge_process import free_port
 from kernel_client import V1
 from kernel_client import execute
+from kernel_client import shell_echo
 from websockets.sync.client import connect as ws_connect
 
 
@@ -191,10 +192,6 @@ def test_terminal_websocket(bridge, token):
         name = r.json()["name"]
         with ws_connect(f"ws://127.0.0.1:{bridge.port}/terminals/websocket/{name}?token={token}",
                         open_timeout=30) as ws:
-            ws.send(json.dumps(["stdin", "echo from-$JUPYTERHUB_USER\r"]))
-            seen, deadline = "", time.monotonic() + 30
-            while "from-alice" not in seen and time.monotonic() < deadline:
-                kind, *data = json.loads(ws.recv(timeout=30))
-                seen += "".join(str(d) for d in data) if kind == "stdout" else ""
+            seen = shell_echo(ws)
         assert "from-alice" in seen
         assert c.delete(f"/api/terminals/{name}").status_code == 204
