@@ -71,6 +71,17 @@ def account(lines: list[int], n: int) -> dict:
     return {"lost": [i for i in range(1, n + 1) if i not in seen], "out_of_order": late, "duplicated": repeated}
 
 
+def ranges(numbers: list[int]) -> str:
+    """1,2,3,7 -> "1-3,7"; "-" for none."""
+    spans = []
+    for x in sorted(numbers):
+        if spans and x == spans[-1][1] + 1:
+            spans[-1][1] = x
+        else:
+            spans.append([x, x])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans) or "-"
+
+
 def printing(n: int) -> str:
     return f"import time\nfor i in range(1, {n + 1}):\n    print(i, flush=True)\n    time.sleep({LINE_S})"
 
@@ -234,7 +245,7 @@ def table(rows: list[dict]) -> str:
         out.append(f"{r['name']:8} {r['fault_s']:7g} {r['n']:5} {r['arrived']:7} {len(r['lost']):4} "
                    f"{r['out_of_order']:5} {r['duplicated']:3} {r['silence_s']:9.1f} "
                    f"{'YES' if r['closed'] else 'no':>6} {yes(r['replied']):>5} {yes(r['ran']):>4}  "
-                   f"{','.join(map(str, r['lost'][:10])) or '-'}{' (closed: ' + r['closed'] + ')' if r['closed'] else ''}")
+                   f"{ranges(r['lost'])}{' (closed: ' + r['closed'] + ')' if r['closed'] else ''}")
     return "\n".join(out)
 
 
@@ -270,6 +281,11 @@ def summary(rows: list[dict], ran: list[bool]) -> str:
         text += (f"; sleep {r['fault_s']:g} s: socket {'CLOSED' if r['closed'] else 'open'}, "
                  f"{len(r['lost'])} of {r['n']} lines lost, reply {yes(r['replied'])}, next cell {yes(r['ran'])}")
     return text + f"; restarts: {sum(ran)} of {len(ran)} cells ran within {RESTART_S:g} s"
+
+
+def log_counts(log: Path, texts: tuple[str, ...], kernel: str = "") -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if kernel in line]
+    return ", ".join(f"{sum(t in line for line in lines)} x {t!r}" for t in texts)
 
 
 def bridge_log_lines(log: Path, kernel: str) -> list[str]:
@@ -310,16 +326,20 @@ def run(args) -> int:
             finally:
                 stop_kernel(bridge, kernel)
             log_lines = bridge_log_lines(proc.log_path, kernel)
+            bridge_log = log_counts(proc.log_path, ("the connection to the server dropped", "no answer to a ping",
+                                                    "resumed on a new connection", "closed the IDE's socket"),
+                                    f"kernel {kernel[:8]}")
+            # the server's side: its own ping timeout, and what it kept for the session and replayed
+            hub_log = log_counts(workdir / "hub" / "hub.log", ("WebSocket ping timeout", "Starting buffering",
+                                                               "Replaying", "Discarding"))
     finally:
         procs.stop()
         devhub.stop()
     print()
     print(table(rows))
     print(summary(rows, ran))
-    counts = {k: sum(k in line for line in log_lines) for k in
-              ("the connection to the server dropped", "no answer to a ping", "resumed on a new connection",
-               "closed the IDE's socket")}
-    print("bridge log: " + ", ".join(f"{v} x {k!r}" for k, v in counts.items()) + f" ({proc.log_path})")
+    print(f"bridge log: {bridge_log} ({proc.log_path})")
+    print(f"hub log: {hub_log}")
     bad = failures(rows, ran, restart_closes)
     for b in bad:
         print(f"FAILED {b}")

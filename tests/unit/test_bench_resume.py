@@ -4,6 +4,7 @@ import pytest
 
 from bench.resume import account
 from bench.resume import durations
+from bench.resume import ranges
 
 
 @pytest.mark.parametrize("lines, n, lost, out_of_order, duplicated", [
@@ -25,3 +26,9 @@ def test_durations_are_spread_over_the_range_in_a_fixed_order():
     assert cuts == durations(20, 5, 30, seed=30) != sorted(cuts)
     assert durations(1, 5, 6, seed=30) == [6]
     assert sorted(durations(2, 5, 6, seed=30)) == [5, 6]
+
+
+@pytest.mark.parametrize("numbers, text", [([], "-"), ([3], "3"), ([869, 870, 871, 900], "869-871,900"),
+                                           ([5, 4, 1], "1,4-5")])
+def test_ranges(numbers, text):
+    assert ranges(numbers) == text
