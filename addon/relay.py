@@ -36,7 +36,8 @@ Why what the IDE sees is right (field note 48):
 - Liveness: the relay pings upstream and takes a ping unanswered for 2 x JUPYTER_RESUME_PING_INTERVAL for a drop
   (a sleeping laptop, a changed Wi-Fi: no FIN, no RST); after a pause of its own (SIGSTOP) it pings afresh before it
   judges. It answers the IDE's pings itself and pings the IDE every DOWN_PING s (mitmproxy closes a connection idle
-  for 600 s). After JUPYTER_RESUME_WINDOW s without a connection, or a 404/403 to a dial, the IDE's socket is closed
+  for 600 s). After JUPYTER_RESUME_WINDOW s without a connection, a 403 to a dial, or a 404 that the server's REST
+  API confirms (a restarted proxy answers 404 too until the hub adds its routes again), the IDE's socket is closed
   with a close code and a reason (core/resume.py) and one log line."""
 
 import asyncio
@@ -215,8 +216,7 @@ class Link:
         if s is None:
             raise HubError(0, "the bridge has no settings")
         a = self.admission
-        authorization = f"token {s.server_token}" if a.access and s.server_token else a.authorization
-        headers = a.headers + ([("Authorization", authorization)] if authorization else [])
+        headers = a.headers + self.credential(s)
         reader, writer = await asyncio.wait_for(wire.connect(s, self.relay.tls()), timeout)
         try:
             conn = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
@@ -226,6 +226,26 @@ class Link:
         except BaseException:
             writer.close()
             raise
+
+    def credential(self, s: Settings) -> list[tuple[str, str]]:
+        """The Authorization header of a dial: the access token in use now for the bridge's own clients (a
+        renewed one is taken), else the client's own."""
+        a = self.admission
+        authorization = f"token {s.server_token}" if a.access and s.server_token else a.authorization
+        return [("Authorization", authorization)] if authorization else []
+
+    async def gone(self) -> bool:
+        """After a 404 to a dial: whether the server's REST API confirms the kernel or terminal is gone (else the
+        404 was the proxy's, for a route the hub has not added again yet, and dialling goes on)."""
+        s, a = self.relay.settings(), self.admission
+        headers = [("Host", s.hub_authority), ("Accept", "application/json"), *self.credential(s)]
+        try:
+            answer = await asyncio.wait_for(
+                wire.request(s, self.relay.tls(), "GET", resume.rest_path(a.target, a.channel), headers),
+                HANDSHAKE_TIMEOUT)
+            return resume.server_says_gone(answer.status, answer.json())
+        except (HubError, TimeoutError, OSError):
+            return False
 
     @staticmethod
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -393,7 +413,7 @@ class Link:
             try:
                 up = await self.dial(min(HANDSHAKE_TIMEOUT, left))
             except Refusal as r:
-                if r.status in (403, 404):
+                if r.status == 403 or (r.status == 404 and await self.gone()):
                     code = resume.GONE if r.status == 404 else resume.REFUSED
                     await self.give_up(code, resume.close_reason(code, channel))
                     return

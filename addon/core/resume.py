@@ -61,6 +61,22 @@ def held_channel(upstream_path: str, prefix: str) -> Channel | None:
     return None
 
 
+def rest_path(upgrade_target: str, channel: Channel) -> str:
+    """The REST path of a held socket's kernel or terminal, from its upgrade's (`<prefix>api/kernels/<id>/channels`,
+    `<prefix>terminals/websocket/<name>`): `<prefix>api/kernels/<id>`, `<prefix>api/terminals/<name>`."""
+    path = upgrade_target.partition("?")[0]
+    if channel.kind == "kernel":
+        return path.removesuffix("/channels")
+    return f"{path.removesuffix(f'terminals/websocket/{channel.name}')}api/terminals/{channel.name}"
+
+
+def server_says_gone(status: int, message: object) -> bool:
+    """Whether a GET of rest_path says the kernel or terminal is gone: the single-user server's own 404, a JSON
+    object with its message. An upgrade's 404 alone is not enough: while the hub's proxy has no route for the
+    server (a restarted proxy, before the hub adds it again) the hub answers 404 with an HTML error page."""
+    return status == 404 and isinstance(message, dict) and "message" in message
+
+
 def restarted_kernel(method: str, upstream_path: str, prefix: str) -> str | None:
     """The kernel id of a REST restart (`POST <prefix>api/kernels/<id>/restart`), or None."""
     path = upstream_path.partition("?")[0]

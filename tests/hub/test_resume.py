@@ -11,6 +11,7 @@ import signal
 import ssl
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -297,6 +298,43 @@ def test_a_kernel_deleted_meanwhile_closes_the_socket_with_the_reason(bridge, hu
     print(f"closed: {closed.rcvd.code} {closed.rcvd.reason!r}")
     assert closed.rcvd.code == 4404
     assert "no longer exists on the server (404)" in closed.rcvd.reason
+
+
+def proxy_api(hub) -> httpx.Client:
+    """The REST API of the hub's configurable-http-proxy, with the token the hub gave it (in its environment)."""
+    pid = int((Path(hub["workdir"]) / "jupyterhub-proxy.pid").read_text())
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    token = next(e.partition(b"=")[2].decode() for e in environ if e.startswith(b"CONFIGPROXY_AUTH_TOKEN="))
+    return httpx.Client(base_url=f"http://127.0.0.1:{hub['proxy_api_port']}",
+                        headers={"Authorization": f"token {token}"}, timeout=30)
+
+
+def error_pages(hub) -> int:
+    """How many times the hub has served the proxy's 404 page (a request the proxy had no route for)."""
+    return Path(hub["log_file"]).read_text(errors="replace").count("/hub/error/404")
+
+
+def test_a_proxy_without_routes_yet_is_not_taken_for_a_deleted_kernel(bridge, hub, net, kernel):
+    """A restarted proxy has no routes until the hub adds them again, and answers every dial meanwhile with 404 (the
+    hub's error page): the bridge dials on until the route is back, where it used to close the IDE's socket as if
+    the kernel were gone (4404)."""
+    with proxy_api(hub) as proxy, channels(bridge, kernel) as ws:
+        assert execute(ws, "x = 6 * 7; x")[2] == "42"
+        routes = proxy.get("/api/routes").json()
+        before = error_pages(hub)
+        try:
+            for path in routes:
+                assert proxy.delete(f"/api/routes{path}").status_code == 204, path
+            net.cut(0.5)
+            deadline = time.monotonic() + 30
+            while error_pages(hub) < before + 3:  # three dials answered by the hub's 404 page
+                assert time.monotonic() < deadline, "the bridge did not dial again through the proxy"
+                time.sleep(0.1)
+        finally:
+            for path, route in routes.items():
+                kept = {k: v for k, v in route.items() if k != "last_activity"}
+                assert proxy.post(f"/api/routes{path}", json=kept).status_code == 201, path
+        assert execute(ws, "x + 1", timeout=RECV)[2] == "43"  # the same socket, the same kernel
 
 
 def test_a_terminal_is_attached_again_after_a_cut(bridge, net):

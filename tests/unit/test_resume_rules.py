@@ -157,3 +157,23 @@ def test_frame_reader_refuses_frames_it_cannot_pass_on(masked, wire):
 def test_payload_of_a_frame():
     assert resume.payload(frames_of([(resume.TEXT, b"abc")], False)[0]) == b"abc"
     assert resume.payload(frames_of([(resume.TEXT, b"y" * 300)], False)[0]) == b"y" * 300
+
+
+@pytest.mark.parametrize(("target", "channel", "path"), [
+    ("/user/alice/api/kernels/k1/channels?session_id=s", resume.Channel("kernel", "k1"), "/user/alice/api/kernels/k1"),
+    ("/jupyter/user/alice/gpu/terminals/websocket/3", resume.Channel("terminal", "3"),
+     "/jupyter/user/alice/gpu/api/terminals/3"),
+])
+def test_the_rest_path_of_a_held_socket(target, channel, path):
+    assert resume.rest_path(target, channel) == path
+
+
+@pytest.mark.parametrize(("status", "body", "gone"), [
+    (404, {"message": "Kernel does not exist: k1", "reason": None}, True),  # the single-user server's own
+    (404, {}, False),  # an HTML page (Answer.json gives {}): the hub's error page for a route not there yet
+    (200, {"id": "k1"}, False),
+    (503, {"message": "the proxy is restarting"}, False),
+    (404, ["message"], False),
+])
+def test_only_the_servers_own_404_says_a_kernel_is_gone(status, body, gone):
+    assert resume.server_says_gone(status, body) is gone
