@@ -212,7 +212,11 @@ def restart_then_run(c_restart, ws, rounds: int, timeout: float) -> list[bool]:
 
 
 def test_twenty_restarts_each_followed_at_once_by_a_cell(bridge, hub, kernel):
+    """On a kernel that has run a cell, as an IDE's has by the time its user restarts it. A restart of a kernel
+    just started, before its first cell, lost the next cell once in about six CI runs (also straight to the hub,
+    more often): not covered here; the closing note of issue 30 says so."""
     with rest(bridge) as c, channels(bridge, kernel) as ws:
+        assert execute(ws, "0", timeout=60)[2] == "0"
         through = restart_then_run(lambda: c.post(f"/api/kernels/{kernel}/restart"), ws, 20, 20)
     direct = straight_to_the_hub(hub)
     print(f"cells that ran after a restart: through the bridge {sum(through)} of 20 {marks(through)}; "
@@ -253,6 +257,7 @@ def straight_to_the_hub(hub, rounds: int = 20) -> list[bool]:
             with ws_connect(f"wss://{hub['host']}:{hub['port']}/user/alice/api/kernels/{kernel}/channels"
                             f"?session_id={uuid.uuid4().hex}", ssl=tls, server_hostname=hub["tls_name"],
                             additional_headers=auth, subprotocols=[V1], open_timeout=30, max_size=None) as ws:
+                execute(ws, "0", timeout=60)  # a kernel that has run a cell, as through the bridge
                 return restart_then_run(lambda: c.post(f"{base}/api/kernels/{kernel}/restart", extensions=ext),
                                         ws, rounds, 5)
         finally:
